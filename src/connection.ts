@@ -1,0 +1,253 @@
+/**
+ * One client connection from accept to close: timers, the ssh2 connection, auth, channel
+ * opens and global requests.
+ *
+ * @internal
+ * @module
+ */
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Authenticator } from './auth.js';
+import { ChannelRejectReason, PendingChannel } from './channel.js';
+import { ConnectionContext } from './context.js';
+import { ConnectionClosedError, GlidesshError, TimeoutError, type TimeoutKind } from './errors.js';
+import type { ChannelHandler, Handler } from './hooks.js';
+import type { ServerOptions } from './options.js';
+import { Session } from './session.js';
+import {
+  hookConnection,
+  localChannelId,
+  rejectChannel,
+  replyGlobalRequest,
+  sessionIdHex,
+  setBanner,
+  type RawChannelOpen,
+  type Ssh2Channel,
+  type Ssh2Connection,
+} from './internal/ssh2-compat.js';
+import { callHook, registerRuntime, runtimeOf, type ChannelRequestTarget, type Runtime } from './internal/runtime.js';
+import type { Server } from './server.js';
+
+/** Global requests waiting for an earlier one's answer before the connection is dropped. */
+const MAX_PENDING_GLOBAL = 1024;
+
+/** What a connection needs from its server. */
+export interface ServerInternals {
+  readonly server: Server;
+  readonly options: ServerOptions;
+  handler(): Handler | undefined;
+  report(err: unknown, ctx?: ConnectionContext): void;
+  /** Hands the transport to ssh2, which calls `attach` once the client's ident arrived. */
+  inject(stream: Duplex, connection: Connection, ctx: ConnectionContext): Promise<void>;
+  readonly version: string;
+}
+
+/**
+ * The channel handler for `session` channels: accepts the channel and serves it as a
+ * {@link Session} with the server's handler, subsystem handlers and callbacks.
+ */
+export const defaultSessionHandler: ChannelHandler = (ctx, newChannel) => {
+  const rt = runtimeOf(ctx);
+  if (!rt) {
+    newChannel.reject(ChannelRejectReason.CONNECT_FAILED, 'not a glidessh connection');
+    return;
+  }
+  const channel = newChannel.accept() as Ssh2Channel | undefined;
+  if (!channel) return;
+  rt.channels.set(localChannelId(channel), new Session(rt, channel));
+};
+
+export class Connection {
+  readonly ctx: ConnectionContext;
+  private conn: Ssh2Connection | undefined;
+  private authenticated = false;
+  private reachedConnection = false;
+  private closed = false;
+  private failure: Error | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private bannerReady: Promise<void> | undefined;
+  private globalReplies: Promise<void> = Promise.resolve();
+  private pendingGlobal = 0;
+  private noMoreSessions = false;
+  private readonly closeWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly srv: ServerInternals,
+    readonly socket: Duplex,
+  ) {
+    const s = socket as Partial<Socket>;
+    this.ctx = new ConnectionContext(srv.server, s);
+    this.ctx.serverVersion = `SSH-2.0-${srv.version}`;
+  }
+
+  /** Starts serving: timers, `connCallback`, `serverConfigCallback`, then the SSH handshake. */
+  async start(): Promise<void> {
+    const { socket, srv, ctx } = this;
+    const o = srv.options;
+    socket.on('error', (err: Error) => (this.failure ??= err));
+    socket.once('close', () => this.onClose());
+    if (socket instanceof Socket) socket.setNoDelay(true);
+    const handshake = o.handshakeTimeout ?? 120_000;
+    if (handshake > 0) this.handshakeTimer = this.timer('handshake', handshake);
+    if (o.maxTimeout) this.timer('max', o.maxTimeout);
+    if (o.idleTimeout) {
+      const idle = this.timer('idle', o.idleTimeout);
+      socket.on('data', () => idle.refresh());
+    }
+    let stream: Duplex = socket;
+    if (o.connCallback) {
+      const result = await callHook(this.rt(), 'connCallback', o.connCallback, [ctx, socket], null);
+      if (result === null) return this.destroy(new GlidesshError('ERR_CONNECTION_DROPPED', 'dropped by connCallback'));
+      if (result !== undefined) {
+        stream = result;
+        stream.on('error', (err: Error) => (this.failure ??= err));
+        stream.once('close', () => this.destroy());
+      }
+    }
+    if (this.closed) return;
+    await srv.inject(stream, this, ctx);
+  }
+
+  /** Resolves once the connection has closed. */
+  whenClosed(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+
+  /** Ends the connection now. */
+  destroy(reason?: Error): void {
+    if (reason) this.failure ??= reason;
+    if (reason && !this.ctx.signal.aborted) this.ctx.controller.abort(reason);
+    this.socket.destroy();
+  }
+
+  /** Called by the server once ssh2 has read the client's identification. */
+  attach(conn: Ssh2Connection, info: { header?: { identRaw?: string } }): void {
+    const { ctx, srv } = this;
+    this.conn = conn;
+    conn.on('error', (err: Error) => (this.failure ??= err));
+    ctx.clientVersion = info.header?.identRaw ?? '';
+    const rt = this.rt();
+    registerRuntime(rt);
+    const auth = new Authenticator(rt);
+    auth.onSuccess = () => {
+      this.authenticated = true;
+      if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    };
+    auth.onTooMany = (err) => (this.failure = err);
+    hookConnection(conn, {
+      channelOpen: (open) => this.onChannelOpen(rt, open),
+      channelRequest: (recipient, type, wantReply, data) => {
+        const target = rt.channels.get(recipient);
+        if (!target) return false;
+        target.onRequest(type, wantReply, data);
+        return true;
+      },
+      globalRequest: (name, wantReply, data) => this.onGlobalRequest(rt, name, wantReply, data),
+      signedPublicKey: (data, sig) => auth.rememberSignature(data, sig),
+      serviceGate: () => this.bannerReady,
+    });
+    conn.on('handshake', () => {
+      if (!ctx.sessionId) ctx.sessionId = sessionIdHex(conn);
+    });
+    conn.on('authentication', (a) => auth.handle(a));
+    const { bannerHandler } = srv.options;
+    if (bannerHandler) {
+      this.bannerReady = callHook(rt, 'bannerHandler', bannerHandler, [ctx], '').then((text) => {
+        if (typeof text === 'string' && text !== '') setBanner(conn, text);
+      });
+    }
+    this.reachedConnection = true;
+    srv.server.emit('connection', ctx);
+  }
+
+  private rt(): Runtime {
+    const self = this;
+    this.runtime ??= {
+      get conn(): Ssh2Connection {
+        return self.conn!;
+      },
+      ctx: this.ctx,
+      options: this.srv.options,
+      handler: () => this.srv.handler(),
+      report: (err: unknown) => this.srv.report(err, this.ctx),
+      channels: new Map<number, ChannelRequestTarget>(),
+    };
+    return this.runtime;
+  }
+  private runtime: Runtime | undefined;
+
+  private timer(kind: TimeoutKind, ms: number): NodeJS.Timeout {
+    const t = setTimeout(() => this.destroy(new TimeoutError(kind, ms)), ms);
+    t.unref();
+    this.timers.push(t);
+    return t;
+  }
+
+  private onChannelOpen(rt: Runtime, open: RawChannelOpen): void {
+    const conn = this.conn!;
+    const reg = this.srv.options.channelHandlers ?? { session: defaultSessionHandler };
+    const handler = Object.hasOwn(reg, open.type) ? reg[open.type] : reg['default'];
+    if (!handler) {
+      rejectChannel(conn, open, ChannelRejectReason.UNKNOWN_CHANNEL_TYPE, 'unsupported channel type');
+      return;
+    }
+    if (open.type === 'session' && this.noMoreSessions) {
+      rejectChannel(conn, open, ChannelRejectReason.ADMINISTRATIVELY_PROHIBITED, 'no more sessions');
+      return;
+    }
+    const pending = new PendingChannel(conn, open);
+    void callHook(rt, `channelHandlers.${open.type}`, handler, [this.ctx, pending], undefined).then(() => {
+      if (!pending.answered) pending.reject(ChannelRejectReason.CONNECT_FAILED, 'channel not accepted');
+    });
+  }
+
+  private onGlobalRequest(rt: Runtime, name: string, wantReply: boolean, payload: Buffer): void {
+    let answer: Promise<boolean | { ok: boolean; payload?: Buffer }>;
+    if (name === 'no-more-sessions@openssh.com') {
+      this.noMoreSessions = true;
+      answer = Promise.resolve(true);
+    } else {
+      const reg = this.srv.options.requestHandlers;
+      const handler = reg ? (Object.hasOwn(reg, name) ? reg[name] : reg['default']) : undefined;
+      answer = handler
+        ? callHook(rt, `requestHandlers.${name}`, handler, [this.ctx, { name, wantReply, payload }], false)
+        : Promise.resolve(false);
+    }
+    if (!wantReply) return;
+    if (++this.pendingGlobal > MAX_PENDING_GLOBAL) return this.destroy(new ConnectionClosedError('too many pending requests'));
+    // Replies go out in request order (RFC 4254 §4), whatever order the handlers finish in.
+    this.globalReplies = this.globalReplies.then(async () => {
+      const result = await answer;
+      this.pendingGlobal--;
+      if (this.closed) return;
+      if (typeof result === 'object' && result !== null) replyGlobalRequest(this.conn!, result.ok === true, result.payload);
+      else replyGlobalRequest(this.conn!, result === true);
+    });
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    const { ctx, srv } = this;
+    if (!ctx.signal.aborted) ctx.controller.abort(this.failure ?? new ConnectionClosedError());
+    if (!this.authenticated && srv.options.connectionFailedCallback) {
+      const err = this.failure ?? new ConnectionClosedError('closed before authentication');
+      try {
+        srv.options.connectionFailedCallback(this.socket, err);
+      } catch (e) {
+        srv.report(e, ctx);
+      }
+    }
+    if (this.reachedConnection && srv.options.connectionCloseCallback) {
+      try {
+        srv.options.connectionCloseCallback(ctx);
+      } catch (e) {
+        srv.report(e, ctx);
+      }
+    }
+    for (const w of this.closeWaiters.splice(0)) w();
+  }
+}

@@ -1,0 +1,441 @@
+/**
+ * EVERY use of ssh2 internals lives here. Each workaround names the ssh2 bug or gap it covers
+ * (see shared/research/ssh2.md §3) and test/unit/ssh2-compat.test.ts fails loudly when the
+ * pinned ssh2 stops behaving the way this file assumes.
+ *
+ * What glidessh takes over from ssh2's server (`IncomingClient`):
+ * - CHANNEL_OPEN after auth: every channel type goes to our `channelHandlers` registry and we
+ *   create the ssh2 `Channel` ourselves (ssh2 rejects unknown types, has no registry, and
+ *   cannot reject with a reason text: #1222).
+ * - CHANNEL_REQUEST on our channels: ssh2 drops every reply once shell/exec started (§3.7),
+ *   loses pty modes and kills the connection on some (§3.10), auto-rejects `break` (§3.6).
+ * - GLOBAL_REQUEST: ssh2 surfaces only five names (§3.6); we answer every one, in order.
+ * - USERAUTH_REQUEST (observed only): the raw public-key signature, which ssh2 mangles (§3.1).
+ * - CHANNEL_WINDOW_ADJUST: ssh2 resumes stdout *or* stderr and keeps a stale chunk (§3.9).
+ * - SERVICE_REQUEST: ssh2 disconnects on a second one (paramiko/asyncssh send one per
+ *   attempt, §1.3), and we hold it while an async banner is computed.
+ *
+ * @internal
+ * @module
+ */
+import type { Duplex, Writable } from 'node:stream';
+import ssh2 from 'ssh2';
+import handlers from 'ssh2/lib/protocol/handlers.js';
+import protoUtils from 'ssh2/lib/protocol/utils.js';
+import constants from 'ssh2/lib/protocol/constants.js';
+import channelModule from 'ssh2/lib/Channel.js';
+import { WireReader, WireWriter } from './wire.js';
+
+const { MESSAGE, DISCONNECT_REASON } = constants;
+const { Channel, MAX_WINDOW, PACKET_SIZE } = channelModule;
+
+/** Disconnect reason codes (RFC 4253 §11.1) that glidessh sends. */
+export const DISCONNECT = {
+  PROTOCOL_ERROR: 2,
+  BY_APPLICATION: 11,
+  TOO_MANY_CONNECTIONS: 12,
+  NO_MORE_AUTH_METHODS_AVAILABLE: 14,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Shapes of the ssh2 objects we touch.
+
+interface PacketWriter {
+  allocStart: number;
+  allocStartKEX: number;
+  alloc(size: number, force?: boolean): Buffer;
+  finalize(packet: Buffer, force?: boolean): Buffer;
+}
+
+/** The ssh2 `Protocol` of one connection. */
+export interface Ssh2Protocol {
+  _kex?: { sessionID?: Buffer };
+  _strictMode?: boolean;
+  _handlers: Record<string, ((...args: never[]) => unknown) | undefined>;
+  _packetRW: { write: PacketWriter };
+  _banner?: string;
+  channelSuccess(id: number): void;
+  channelFailure(id: number): void;
+  channelOpenConfirm(remote: number, local: number, window: number, packet: number): void;
+  channelOpenFail(remote: number, reason: number, desc: string): void;
+  requestSuccess(data?: Buffer): void;
+  requestFailure(): void;
+  exitStatus(id: number, status: number): void;
+  exitSignal(id: number, name: string, coreDumped: boolean, msg: string): void;
+  serviceAccept(name: string): void;
+}
+
+interface ChannelManager {
+  add(val?: unknown): number;
+  update(id: number, val: unknown): void;
+  get(id: number): unknown;
+  remove(id: number): void;
+}
+
+/** ssh2's server-side connection object (`IncomingClient`). */
+export interface Ssh2Connection {
+  authenticated: boolean;
+  _sock: Duplex;
+  _protocol: Ssh2Protocol;
+  _chanMgr: ChannelManager;
+  on(event: string, listener: (...args: any[]) => void): this;
+  once(event: string, listener: (...args: any[]) => void): this;
+  end(): this;
+}
+
+interface ChannelEnd {
+  id: number;
+  window: number;
+  packetSize: number;
+  state: 'open' | 'eof' | 'closing' | 'closed';
+}
+
+/** An ssh2 server `Channel`: a Duplex with an extended-data `stderr` Writable. */
+export interface Ssh2Channel extends Duplex {
+  stderr: Writable;
+  incoming: ChannelEnd;
+  outgoing: ChannelEnd;
+  subtype?: string;
+  eof(): void;
+  close(): void;
+  _callbacks: Array<(failed: boolean) => void>;
+  _waitWindow: boolean;
+  _chunk?: Buffer;
+  _chunkcb?: () => void;
+  _chunkErr?: Buffer;
+  _chunkcbErr?: () => void;
+}
+
+/** A CHANNEL_OPEN from the client, parsed by us. */
+export interface RawChannelOpen {
+  type: string;
+  sender: number;
+  window: number;
+  packetSize: number;
+  /** The type-specific fields, unparsed. */
+  data: Buffer;
+}
+
+/** What glidessh does with the messages it takes over on one connection. */
+export interface ConnectionHooks {
+  /** Every CHANNEL_OPEN once authenticated. */
+  channelOpen(open: RawChannelOpen): void;
+  /** A CHANNEL_REQUEST; return false to leave it to ssh2 (not one of our channels). */
+  channelRequest(recipient: number, type: string, wantReply: boolean, data: Buffer): boolean;
+  /** Every GLOBAL_REQUEST once authenticated. */
+  globalRequest(name: string, wantReply: boolean, data: Buffer): void;
+  /** A public-key auth request that carries a signature. */
+  signedPublicKey(signedData: Buffer, signature: Buffer): void;
+  /** Resolves when SERVICE_REQUEST may be answered (the banner is ready). */
+  serviceGate(): Promise<void> | undefined;
+}
+
+const kHooks = Symbol('glidessh.hooks');
+type HookedProtocol = Ssh2Protocol & { [kHooks]?: ConnectionHooks };
+type ConnWithProto = Ssh2Connection & { _protocol: HookedProtocol };
+const owners = new WeakMap<object, Ssh2Connection>();
+
+// ---------------------------------------------------------------------------------------------
+// Global message interception. ssh2 dispatches every decrypted (and decompressed) payload
+// through one module-level array; we wrap four entries once. A protocol that is not one of
+// ours (for example an ssh2 client in the same process) goes straight to ssh2's handler.
+
+let installed = false;
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  wrap(MESSAGE.CHANNEL_OPEN!, (proto, payload) => {
+    const conn = owners.get(proto);
+    if (!conn?.authenticated) return false;
+    const r = new WireReader(payload, 1);
+    const type = r.string();
+    const sender = r.uint32();
+    const window = r.uint32();
+    const packetSize = r.uint32();
+    if (type === undefined || sender === undefined || window === undefined || packetSize === undefined) return false;
+    proto[kHooks]!.channelOpen({ type, sender, window, packetSize, data: r.rest() });
+    return true;
+  });
+  wrap(MESSAGE.CHANNEL_REQUEST!, (proto, payload) => {
+    const r = new WireReader(payload, 1);
+    const recipient = r.uint32();
+    const type = r.string();
+    const wantReply = r.bool();
+    if (wantReply === undefined) return false;
+    return proto[kHooks]!.channelRequest(recipient!, type!, wantReply, r.rest());
+  });
+  wrap(MESSAGE.GLOBAL_REQUEST!, (proto, payload) => {
+    if (!owners.get(proto)?.authenticated) return false;
+    const r = new WireReader(payload, 1);
+    const name = r.string();
+    const wantReply = r.bool();
+    if (wantReply === undefined) return false;
+    proto[kHooks]!.globalRequest(name!, wantReply, r.rest());
+    return true;
+  });
+  wrap(MESSAGE.USERAUTH_REQUEST!, (proto, payload) => {
+    // Observe only: record the signature exactly as sent, then let ssh2 run its auth flow.
+    const r = new WireReader(payload, 1);
+    r.bytes(); // user
+    r.bytes(); // service
+    const method = r.string();
+    if (method === 'publickey' && r.bool() === true) {
+      r.bytes(); // algorithm
+      r.bytes(); // key blob
+      const blobEnd = payload.length - r.remaining;
+      const signature = r.bytes();
+      const sessionId = proto._kex?.sessionID;
+      if (signature && sessionId) {
+        const signed = new WireWriter().string(sessionId).raw(payload.subarray(0, blobEnd)).toBuffer();
+        proto[kHooks]!.signedPublicKey(signed, Buffer.from(signature));
+      }
+    }
+    return false;
+  });
+}
+
+function wrap(type: number, hook: (proto: HookedProtocol, payload: Buffer) => boolean): void {
+  const original = handlers[type];
+  if (typeof original !== 'function') throw new Error(`ssh2 compat: no handler for message ${type}`);
+  handlers[type] = (proto, payload) => {
+    const p = proto as HookedProtocol;
+    if (p[kHooks] !== undefined && hook(p, payload)) return undefined;
+    return original(proto, payload);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-connection setup.
+
+/**
+ * Builds an ssh2 `Server` used only as a connection factory (`injectSocket`). Server keepalive
+ * is switched off: ssh2 forces 15 s × 3 and treats `keepaliveInterval <= 0` as "use the
+ * default" (§3.4), so the largest timer delay Node allows stands for "never".
+ */
+export function createSsh2Server(config: {
+  hostKeys: string[];
+  ident: string;
+  banner?: string;
+  algorithms?: Record<string, string[]>;
+}): ssh2.Server {
+  install();
+  return new ssh2.Server({ ...config, keepaliveInterval: 2 ** 31 - 1, keepaliveCountMax: 0 } as ssh2.ServerConfig);
+}
+
+/** The transport stream ssh2 reads from (not public on `IncomingClient`). */
+export function connectionStream(conn: unknown): Duplex {
+  return (conn as Ssh2Connection)._sock;
+}
+
+/** The exchange hash of the first key exchange, as hex; `""` before it completed. */
+export function sessionIdHex(conn: Ssh2Connection): string {
+  return conn._protocol._kex?.sessionID?.toString('hex') ?? '';
+}
+
+/** Whether strict key exchange (the Terrapin countermeasure) is in use. */
+export function strictKex(conn: Ssh2Connection): boolean {
+  return conn._protocol._strictMode === true;
+}
+
+/** Takes over the messages listed at the top of this file for one connection. */
+export function hookConnection(conn: Ssh2Connection, hooks: ConnectionHooks): void {
+  const proto = conn._protocol as HookedProtocol;
+  proto[kHooks] = hooks;
+  owners.set(proto, conn);
+  const h = proto._handlers;
+
+  // §3.9: resume both pending writes (alternating who goes first) and clear the stale chunk.
+  let stderrFirst = false;
+  h.CHANNEL_WINDOW_ADJUST = ((_p: unknown, recipient: number, amount: number) => {
+    const ch = conn._chanMgr.get(recipient) as Ssh2Channel | undefined;
+    if (typeof ch !== 'object' || ch === null || ch.outgoing === undefined) return;
+    ch.outgoing.window += amount;
+    if (!ch._waitWindow) return;
+    ch._waitWindow = false;
+    const out = [ch._chunk, ch._chunkcb] as const;
+    const err = [ch._chunkErr, ch._chunkcbErr] as const;
+    ch._chunk = ch._chunkcb = ch._chunkErr = ch._chunkcbErr = undefined;
+    const resumeOut = (): void => {
+      if (out[0]) ch._write(out[0], null as never, out[1] as never);
+      else out[1]?.();
+    };
+    const resumeErr = (): void => {
+      if (err[0]) ch.stderr._write(err[0], null as never, err[1] as never);
+      else err[1]?.();
+    };
+    stderrFirst = !stderrFirst;
+    if (stderrFirst) {
+      resumeErr();
+      resumeOut();
+    } else {
+      resumeOut();
+      resumeErr();
+    }
+  }) as never;
+
+  // §1.3: answer a repeated SERVICE_REQUEST for ssh-userauth instead of disconnecting, and
+  // hold the first one (with everything auth-related behind it) until the banner is ready.
+  const original = h.SERVICE_REQUEST as (p: unknown, service: string) => void;
+  const held: Array<() => void> = [];
+  let accepted = false;
+  let open = true;
+  const gate = (name: string): void => {
+    const fn = h[name] as ((...args: unknown[]) => void) | undefined;
+    if (!fn) return;
+    h[name] = ((...args: unknown[]) => {
+      if (open) return fn(...args);
+      if (held.length >= 64) return conn.end();
+      held.push(() => fn(...args));
+    }) as never;
+  };
+  gate('USERAUTH_REQUEST');
+  gate('USERAUTH_INFO_RESPONSE');
+  h.SERVICE_REQUEST = ((p: unknown, service: string) => {
+    if (accepted && service === 'ssh-userauth' && !conn.authenticated) {
+      proto.serviceAccept(service);
+      return;
+    }
+    const waitFor = hooks.serviceGate();
+    const run = (): void => {
+      accepted = service === 'ssh-userauth';
+      original(p, service);
+      open = true;
+      for (const fn of held.splice(0)) fn();
+    };
+    if (!waitFor) return run();
+    open = false;
+    waitFor.then(run, run);
+  }) as never;
+}
+
+/** Sets the banner sent with SERVICE_ACCEPT (it must be set before the client asks). */
+export function setBanner(conn: Ssh2Connection, banner: string): void {
+  conn._protocol._banner = banner.endsWith('\r\n') ? banner : `${banner}\r\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channels.
+
+/** Confirms a channel open and returns the ssh2 Channel, or undefined when ids ran out. */
+export function acceptChannel(conn: Ssh2Connection, open: RawChannelOpen, type: string): Ssh2Channel | undefined {
+  const local = conn._chanMgr.add();
+  if (local === -1) return undefined;
+  const info = {
+    type,
+    incoming: { id: local, window: MAX_WINDOW, packetSize: PACKET_SIZE, state: 'open' },
+    outgoing: { id: open.sender, window: open.window, packetSize: open.packetSize, state: 'open' },
+  };
+  const channel = new Channel(conn, info, { server: true }) as unknown as Ssh2Channel;
+  conn._chanMgr.update(local, channel);
+  conn._protocol.channelOpenConfirm(open.sender, local, MAX_WINDOW, PACKET_SIZE);
+  return channel;
+}
+
+/** Refuses a channel open with a reason code (RFC 4254 §5.1) and a text. */
+export function rejectChannel(conn: Ssh2Connection, open: RawChannelOpen, reason: number, text: string): void {
+  conn._protocol.channelOpenFail(open.sender, reason, text);
+}
+
+/** Our channel id, which the client uses as `recipient`. */
+export function localChannelId(channel: Ssh2Channel): number {
+  return channel.incoming.id;
+}
+
+/** Answers a channel request (CHANNEL_SUCCESS / CHANNEL_FAILURE). */
+export function replyChannelRequest(conn: Ssh2Connection, channel: Ssh2Channel, ok: boolean): void {
+  if (channel.outgoing.state === 'closed') return;
+  if (ok) conn._protocol.channelSuccess(channel.outgoing.id);
+  else conn._protocol.channelFailure(channel.outgoing.id);
+}
+
+/** Answers a global request (REQUEST_SUCCESS with optional data / REQUEST_FAILURE). */
+export function replyGlobalRequest(conn: Ssh2Connection, ok: boolean, data?: Buffer): void {
+  if (ok) conn._protocol.requestSuccess(data);
+  else conn._protocol.requestFailure();
+}
+
+/**
+ * Sends a channel request to the client; with `wantReply`, `onReply` gets its answer (ssh2's
+ * CHANNEL_SUCCESS/FAILURE handlers shift `_callbacks`; it is called with `false` if the
+ * channel closes first). ssh2 has no public way to send an arbitrary channel request.
+ */
+export function sendChannelRequest(
+  conn: Ssh2Connection,
+  channel: Ssh2Channel,
+  name: string,
+  wantReply: boolean,
+  data: Buffer,
+  onReply: (ok: boolean) => void,
+): boolean {
+  if (channel.outgoing.state === 'closing' || channel.outgoing.state === 'closed') return false;
+  const payload = new WireWriter()
+    .byte(MESSAGE.CHANNEL_REQUEST!)
+    .uint32(channel.outgoing.id)
+    .string(name)
+    .bool(wantReply)
+    .raw(data)
+    .toBuffer();
+  sendPayload(conn, payload, false);
+  if (wantReply) channel._callbacks.push((failed) => onReply(!failed));
+  return true;
+}
+
+/**
+ * Sends exit-status. ssh2's `Channel.exit()` does nothing once EOF was sent (§1.5), which makes
+ * gliderlabs' "close stdout, then exit" impossible; the RFC allows it, so we send it directly.
+ */
+export function sendExitStatus(conn: Ssh2Connection, channel: Ssh2Channel, code: number): boolean {
+  if (channel.outgoing.state !== 'open' && channel.outgoing.state !== 'eof') return false;
+  conn._protocol.exitStatus(channel.outgoing.id, code >>> 0);
+  return true;
+}
+
+/** Sends exit-signal (see {@link sendExitStatus}). */
+export function sendExitSignal(
+  conn: Ssh2Connection,
+  channel: Ssh2Channel,
+  signal: string,
+  coreDumped: boolean,
+  message: string,
+): boolean {
+  if (channel.outgoing.state !== 'open' && channel.outgoing.state !== 'eof') return false;
+  conn._protocol.exitSignal(channel.outgoing.id, signal, coreDumped, message);
+  return true;
+}
+
+/** Whether our side may still send data on the channel. */
+export function channelWritable(channel: Ssh2Channel): boolean {
+  return channel.outgoing.state === 'open';
+}
+
+/**
+ * Sends DISCONNECT with a reason code and a description, then ends the transport. ssh2's
+ * `disconnect()` cannot carry a description (#752).
+ */
+export function disconnect(conn: Ssh2Connection, reason: number, description: string): void {
+  const sock = conn._sock;
+  if (!sock.writable) return;
+  try {
+    const payload = new WireWriter()
+      .byte(MESSAGE.DISCONNECT!)
+      .uint32(reason)
+      .string(description)
+      .string('')
+      .toBuffer();
+    sendPayload(conn, payload, true);
+  } catch {
+    // The transport is already failing; ending it below is all that is left to do.
+  }
+  sock.end();
+}
+
+function sendPayload(conn: Ssh2Connection, payload: Buffer, anytime: boolean): void {
+  const w = conn._protocol._packetRW.write;
+  const start = anytime ? w.allocStartKEX : w.allocStart;
+  const packet = w.alloc(payload.length, anytime);
+  payload.copy(packet, start);
+  protoUtils.sendPacket(conn._protocol, w.finalize(packet, anytime), anytime);
+}
+
+export { DISCONNECT_REASON };

@@ -1,0 +1,209 @@
+/**
+ * {@link ServerOptions}: every setting of a {@link Server}, its default, and its validation.
+ *
+ * @module
+ */
+import { InvalidOptionError } from './errors.js';
+import type {
+  BannerHandler,
+  ChannelHandler,
+  ConnCallback,
+  ConnectionCloseCallback,
+  ConnectionFailedCallback,
+  Handler,
+  KeyboardInteractiveHandler,
+  LocalPortForwardingCallback,
+  PasswordHandler,
+  PtyCallback,
+  PublicKeyHandler,
+  RequestHandler,
+  ReversePortForwardingCallback,
+  ServerConfigCallback,
+  SessionRequestCallback,
+  SubsystemHandler,
+} from './hooks.js';
+
+/**
+ * Settings of a {@link Server}. Every field is optional; the defaults are safe for a server
+ * that faces the internet (see the README's defaults table).
+ */
+export interface ServerOptions {
+  /**
+   * Address for `listenAndServe()`, `"host:port"`; `"[::1]:22"` for IPv6, `":22"` for every
+   * interface.
+   * @defaultValue `":22"`
+   */
+  addr?: string;
+  /** Serves shell and exec sessions. Unset: shell and exec requests are refused. */
+  handler?: Handler;
+  /**
+   * Host private keys, PEM or OpenSSH format (Ed25519, ECDSA, RSA); one per type. Unset: one
+   * Ed25519 key is generated when the server is created.
+   */
+  hostKeys?: Array<string | Buffer>;
+  /**
+   * Software version; the identification sent is `SSH-2.0-<version>`. It must be printable
+   * ASCII without spaces or `-`.
+   * @defaultValue `"glidessh"`
+   */
+  version?: string;
+  /** Text shown to clients before authentication. Unset: no banner. */
+  banner?: string;
+  /** Computes the banner per connection; wins over `banner`. */
+  bannerHandler?: BannerHandler;
+  /** Decides password logins. Unset: the method is not offered. */
+  passwordHandler?: PasswordHandler;
+  /** Decides public-key logins (signatures are verified by glidessh). Unset: not offered. */
+  publicKeyHandler?: PublicKeyHandler;
+  /** Runs keyboard-interactive logins. Unset: not offered. */
+  keyboardInteractiveHandler?: KeyboardInteractiveHandler;
+  /** Decides pty requests. Unset: every pty is allowed. */
+  ptyCallback?: PtyCallback;
+  /** Decides shell/exec/subsystem requests. Unset: all allowed. */
+  sessionRequestCallback?: SessionRequestCallback;
+  /** Sees, wraps or drops each transport before the handshake. Unset: used as is. */
+  connCallback?: ConnCallback;
+  /** Told about connections that fail before authentication. */
+  connectionFailedCallback?: ConnectionFailedCallback;
+  /** Told when a connection that reached `'connection'` closes. */
+  connectionCloseCallback?: ConnectionCloseCallback;
+  /** Decides `direct-tcpip` (ssh -L). Unset: **denied**. */
+  localPortForwardingCallback?: LocalPortForwardingCallback;
+  /** Decides `tcpip-forward` (ssh -R). Unset: **denied**. */
+  reversePortForwardingCallback?: ReversePortForwardingCallback;
+  /**
+   * Milliseconds from accept until authenticated, after which the connection is closed
+   * (OpenSSH's LoginGraceTime). `0`: no limit.
+   * @defaultValue `120000`
+   */
+  handshakeTimeout?: number;
+  /** Milliseconds without any data from the client before the connection is closed. Unset or `0`: none. */
+  idleTimeout?: number;
+  /** Milliseconds from accept after which the connection is closed, busy or not. Unset or `0`: none. */
+  maxTimeout?: number;
+  /**
+   * Failed authentication attempts per connection before it is closed.
+   * @defaultValue `6`
+   */
+  maxAuthTries?: number;
+  /**
+   * Channel handlers by channel type; `"default"` handles types without an entry.
+   * @defaultValue `{ session: defaultSessionHandler }`
+   */
+  channelHandlers?: Record<string, ChannelHandler>;
+  /** Global request handlers by name; `"default"` is the fallback. Unset: every request answered false. */
+  requestHandlers?: Record<string, RequestHandler>;
+  /** Subsystem handlers by name; `"default"` is the fallback. Unset: subsystem requests refused. */
+  subsystemHandlers?: Record<string, SubsystemHandler>;
+  /** Chooses algorithms per connection. Unset: ssh2's defaults. */
+  serverConfigCallback?: ServerConfigCallback;
+}
+
+/** The defaults of the numeric options. */
+export const DEFAULTS = Object.freeze({
+  addr: ':22',
+  version: 'glidessh',
+  handshakeTimeout: 120_000,
+  idleTimeout: 0,
+  maxTimeout: 0,
+  maxAuthTries: 6,
+});
+
+const FUNCTIONS = [
+  'handler',
+  'bannerHandler',
+  'passwordHandler',
+  'publicKeyHandler',
+  'keyboardInteractiveHandler',
+  'ptyCallback',
+  'sessionRequestCallback',
+  'connCallback',
+  'connectionFailedCallback',
+  'connectionCloseCallback',
+  'localPortForwardingCallback',
+  'reversePortForwardingCallback',
+  'serverConfigCallback',
+] as const;
+const REGISTRIES = ['channelHandlers', 'requestHandlers', 'subsystemHandlers'] as const;
+const DURATIONS = ['handshakeTimeout', 'idleTimeout', 'maxTimeout'] as const;
+const KNOWN = new Set<string>([
+  ...FUNCTIONS,
+  ...REGISTRIES,
+  ...DURATIONS,
+  'addr',
+  'hostKeys',
+  'version',
+  'banner',
+  'maxAuthTries',
+]);
+
+/** The longest timer delay Node supports (about 24.8 days). */
+const MAX_DELAY = 2 ** 31 - 1;
+
+/** Checks every option; throws {@link InvalidOptionError} naming the first bad one. */
+export function validateOptions(options: unknown): ServerOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionError('options', 'must be an object');
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key)) throw new InvalidOptionError(key, 'is not a known option');
+  }
+  for (const key of FUNCTIONS) {
+    if (o[key] !== undefined && typeof o[key] !== 'function') throw new InvalidOptionError(key, 'must be a function');
+  }
+  for (const key of REGISTRIES) {
+    const reg = o[key];
+    if (reg === undefined) continue;
+    if (typeof reg !== 'object' || reg === null || Array.isArray(reg)) {
+      throw new InvalidOptionError(key, 'must be an object mapping names to functions');
+    }
+    for (const [name, fn] of Object.entries(reg)) {
+      if (typeof fn !== 'function') throw new InvalidOptionError(key, `entry "${name}" must be a function`);
+    }
+  }
+  for (const key of DURATIONS) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_DELAY) {
+      throw new InvalidOptionError(key, `must be a whole number of milliseconds from 0 to ${MAX_DELAY}`);
+    }
+  }
+  if (o.maxAuthTries !== undefined) {
+    const v = o.maxAuthTries;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+      throw new InvalidOptionError('maxAuthTries', 'must be a whole number of at least 1');
+    }
+  }
+  if (o.addr !== undefined) {
+    if (typeof o.addr !== 'string') throw new InvalidOptionError('addr', 'must be a "host:port" string');
+    parseAddr(o.addr);
+  }
+  if (o.version !== undefined) {
+    if (typeof o.version !== 'string' || !/^[\x21-\x2c\x2e-\x7e]{1,200}$/.test(o.version)) {
+      throw new InvalidOptionError('version', 'must be 1-200 printable ASCII characters without spaces or "-"');
+    }
+  }
+  if (o.banner !== undefined && typeof o.banner !== 'string') {
+    throw new InvalidOptionError('banner', 'must be a string');
+  }
+  if (o.hostKeys !== undefined) {
+    if (!Array.isArray(o.hostKeys)) throw new InvalidOptionError('hostKeys', 'must be an array of private keys');
+    for (const k of o.hostKeys) {
+      if (typeof k !== 'string' && !Buffer.isBuffer(k)) {
+        throw new InvalidOptionError('hostKeys', 'each key must be a string or a Buffer');
+      }
+    }
+  }
+  return o as ServerOptions;
+}
+
+/** Splits `"host:port"`, `"[v6]:port"` or `":port"`; an empty host means every interface. */
+export function parseAddr(addr: string): { host: string | undefined; port: number } {
+  const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d{1,5})$/.exec(addr);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new InvalidOptionError('addr', `"${addr}" is not "host:port"`);
+  const host = m[1] ?? m[2] ?? '';
+  return { host: host === '' ? undefined : host, port };
+}

@@ -1,0 +1,485 @@
+/**
+ * {@link Session}: one `session` channel, as a Duplex stream, with the session request rules
+ * of RFC 4254 §6 in one place.
+ *
+ * @module
+ */
+import { Duplex, Writable } from 'node:stream';
+import { splitCommand } from './command.js';
+import { copyPermissions, type Context } from './context.js';
+import { ChannelClosedError, SessionExitedError } from './errors.js';
+import type { Handler } from './hooks.js';
+import type { PublicKey } from './keys.js';
+import { CrlfEncoder, parseTerminalModes } from './pty.js';
+import type { Permissions, Pty, Signal, Window } from './types.js';
+import {
+  channelWritable,
+  replyChannelRequest,
+  sendChannelRequest,
+  sendExitSignal,
+  sendExitStatus,
+  type Ssh2Channel,
+} from './internal/ssh2-compat.js';
+import { callHook, type Runtime } from './internal/runtime.js';
+import { WireReader } from './internal/wire.js';
+
+/** Signals kept for a `'signal'` listener that is not attached yet. */
+const SIGNAL_BUFFER = 128;
+/** Window changes kept per `windowChanges()` iterator that is not read. */
+const WINDOW_BUFFER = 64;
+/** Requests waiting for an earlier one's (async) answer before the channel is closed. */
+const MAX_QUEUED_REQUESTS = 1024;
+/** Bounds on what `env` requests may store. */
+const MAX_ENV = 256;
+const MAX_ENV_BYTES = 64 * 1024;
+
+type SessionEvents = {
+  'window-change': [w: Window];
+  signal: [name: Signal];
+  break: [lengthMs: number];
+};
+
+/**
+ * One SSH session: a shell, an exec or a subsystem. Reading gives the client's stdin (it
+ * ends at the client's EOF); writing sends stdout; `end()` sends EOF. `for await` over a
+ * session reads stdin and does not destroy the session when the loop ends.
+ *
+ * @example
+ * ```ts
+ * server.handle(async (s) => {
+ *   s.write(`hello ${s.user}, you ran ${JSON.stringify(s.command)}\n`);
+ *   for await (const chunk of s) s.write(chunk); // echo until EOF
+ *   await s.exit(0);
+ * });
+ * ```
+ * @see RFC 4254 §6
+ */
+export class Session extends Duplex {
+  /** The authenticated user name. */
+  readonly user: string;
+  /** Client address. */
+  readonly remoteAddress: string;
+  /** Client port. */
+  readonly remotePort: number;
+  /** Server address. */
+  readonly localAddress: string;
+  /** Server port. */
+  readonly localPort: number;
+  /** The connection's context. */
+  readonly context: Context;
+  /** The key that authenticated the connection, if any. */
+  readonly publicKey: PublicKey | undefined;
+  /** A copy of what the auth handlers granted. */
+  readonly permissions: Permissions;
+  /** Extended data (stderr) to the client. Under a pty, `\n` becomes `\r\n` here too. */
+  readonly stderr: Writable;
+  /** `env` requests as `"KEY=value"`, in arrival order. */
+  readonly environ: string[] = [];
+  /** The exec command exactly as sent; `""` for a shell or subsystem. */
+  rawCommand = '';
+  /** The requested subsystem name, else `""`. */
+  subsystem = '';
+  /** Set once a `pty-req` was accepted. */
+  pty: Pty | undefined;
+
+  private readonly rt: Runtime;
+  private readonly channel: Ssh2Channel;
+  private readonly controller = new AbortController();
+  private commandCache: string[] | undefined;
+  private started = false;
+  private exited = false;
+  private channelClosed = false;
+  private envBytes = 0;
+  private readonly signals: Signal[] = [];
+  private readonly crlf = new CrlfEncoder();
+  private pendingWrite: ((err?: Error | null) => void) | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private agent = false;
+
+  /** @internal Created by the session channel handler. */
+  constructor(rt: Runtime, channel: Ssh2Channel) {
+    super({ autoDestroy: false, allowHalfOpen: true, emitClose: true });
+    this.rt = rt;
+    this.channel = channel;
+    const ctx = rt.ctx;
+    this.context = ctx;
+    this.user = ctx.user;
+    this.remoteAddress = ctx.remoteAddress;
+    this.remotePort = ctx.remotePort;
+    this.localAddress = ctx.localAddress;
+    this.localPort = ctx.localPort;
+    this.publicKey = ctx.publicKey;
+    this.permissions = copyPermissions(ctx.permissions);
+    this.stderr = new SessionStderr(this, channel);
+    // A stream error must never become an uncaught 'error' event.
+    this.on('error', (err) => rt.report(err));
+    this.on('newListener', (event) => {
+      if (event === 'signal' && this.signals.length > 0) process.nextTick(() => this.flushSignals());
+    });
+    channel.once('close', () => this.onChannelClose());
+  }
+
+  /** The exec command split by POSIX shell rules (see `splitCommand`); `[]` for a shell. */
+  get command(): string[] {
+    this.commandCache ??= splitCommand(this.rawCommand);
+    return [...this.commandCache];
+  }
+
+  /** Aborts when the session's channel closes. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Whether the client sent `auth-agent-req@openssh.com` on this session. */
+  get agentRequested(): boolean {
+    return this.agent;
+  }
+
+  /** @internal Whether CRLF translation applies. */
+  get isPty(): boolean {
+    return this.pty !== undefined;
+  }
+
+  /**
+   * Sends `exit-status`, then closes the channel. Output written before is delivered first.
+   * A second call (or a call after `exitSignal`) rejects with `ERR_SESSION_EXITED`.
+   * @see RFC 4254 §6.10
+   */
+  async exit(code: number): Promise<void> {
+    if (this.exited) throw new SessionExitedError();
+    this.exited = true;
+    await this.flushOutput();
+    sendExitStatus(this.rt.conn, this.channel, Number.isInteger(code) ? code : 1);
+    this.channel.close();
+  }
+
+  /**
+   * Sends `exit-signal` (a signal name without `SIG`), then closes the channel.
+   * @see RFC 4254 §6.10
+   */
+  async exitSignal(signal: string, coreDumped = false, message = ''): Promise<void> {
+    if (this.exited) throw new SessionExitedError();
+    this.exited = true;
+    await this.flushOutput();
+    sendExitSignal(this.rt.conn, this.channel, signal, coreDumped, message);
+    this.channel.close();
+  }
+
+  /**
+   * Sends a channel request to the client. With `wantReply`, resolves with its answer;
+   * otherwise resolves `true` once sent. Rejects with `ERR_CHANNEL_CLOSED` if the channel is closed.
+   */
+  sendRequest(name: string, wantReply: boolean, payload: Buffer = Buffer.alloc(0)): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const sent = sendChannelRequest(this.rt.conn, this.channel, name, wantReply, payload, resolve);
+      if (!sent) reject(new ChannelClosedError());
+      else if (!wantReply) resolve(true);
+    });
+  }
+
+  /**
+   * The window sizes: first the initial one, then each accepted change; ends when the
+   * session closes. Without a pty it yields nothing. A reader that falls behind keeps only
+   * the newest 64 changes.
+   */
+  windowChanges(): AsyncIterable<Window> {
+    const session = this;
+    return {
+      [Symbol.asyncIterator](): AsyncIterator<Window> {
+        const queue: Window[] = session.pty ? [{ ...session.pty.window }] : [];
+        let done = !session.pty || session.channelClosed;
+        let wake: (() => void) | undefined;
+        const onChange = (w: Window): void => {
+          if (queue.length >= WINDOW_BUFFER) queue.shift();
+          queue.push(w);
+          wake?.();
+        };
+        const onClose = (): void => {
+          done = true;
+          wake?.();
+        };
+        const cleanup = (): void => {
+          session.off('window-change', onChange);
+          session.signal.removeEventListener('abort', onClose);
+        };
+        if (!done) {
+          session.on('window-change', onChange);
+          session.signal.addEventListener('abort', onClose, { once: true });
+        }
+        return {
+          async next(): Promise<IteratorResult<Window>> {
+            while (queue.length === 0 && !done) await new Promise<void>((r) => (wake = r));
+            wake = undefined;
+            const value = queue.shift();
+            if (value) return { value, done: false };
+            cleanup();
+            return { value: undefined, done: true };
+          },
+          async return(): Promise<IteratorResult<Window>> {
+            done = true;
+            cleanup();
+            return { value: undefined, done: true };
+          },
+        };
+      },
+    };
+  }
+
+  override [Symbol.asyncIterator](): AsyncIterableIterator<any> {
+    // Node destroys a stream when a for-await loop over it ends; a session must outlive it.
+    return this.iterator({ destroyOnReturn: false });
+  }
+
+  override on<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.on(event, listener);
+  }
+
+  // --- stream plumbing ------------------------------------------------------------------------
+
+  override _read(): void {
+    this.channel.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.channelClosed || !channelWritable(this.channel)) return cb();
+    const data = this.pty ? this.crlf.encode(chunk) : chunk;
+    this.pendingWrite = cb;
+    this.channel.write(data, () => {
+      if (this.pendingWrite !== cb) return;
+      this.pendingWrite = undefined;
+      cb();
+    });
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    const stderr = this.stderr;
+    const done = (): void => {
+      if (channelWritable(this.channel)) this.channel.eof();
+      cb();
+    };
+    if (stderr.writableFinished || this.channelClosed) return done();
+    stderr.once('finish', done);
+    stderr.end();
+  }
+
+  /** Ends stdout and stderr (sending EOF) and waits until both are flushed or the channel closed. */
+  private flushOutput(): Promise<void> {
+    if (this.channelClosed || this.writableFinished) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.off('finish', done);
+        this.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.once('finish', done);
+      this.signal.addEventListener('abort', done, { once: true });
+      if (!this.writableEnded) this.end();
+    });
+  }
+
+  private onChannelClose(): void {
+    this.channelClosed = true;
+    this.exited = true;
+    this.controller.abort(new ChannelClosedError());
+    const cb = this.pendingWrite;
+    this.pendingWrite = undefined;
+    cb?.();
+    (this.stderr as SessionStderr).release();
+    this.rt.channels.delete(this.channel.incoming.id);
+    if (!this.readableEnded) this.push(null);
+    if (this.readableEnded || this.readableLength === 0) process.nextTick(() => this.destroy());
+    else this.once('end', () => this.destroy());
+  }
+
+  // --- requests -------------------------------------------------------------------------------
+
+  /** @internal Entry point for every channel request on this session, in arrival order. */
+  onRequest(type: string, wantReply: boolean, data: Buffer): void {
+    if (this.queued >= MAX_QUEUED_REQUESTS) {
+      this.channel.close();
+      return;
+    }
+    this.queued++;
+    this.queue = this.queue.then(async () => {
+      let ok = false;
+      try {
+        ok = await this.handleRequest(type, data, wantReply);
+      } catch (err) {
+        this.rt.report(err);
+      } finally {
+        this.queued--;
+        if (wantReply && !this.channelClosed) replyChannelRequest(this.rt.conn, this.channel, ok);
+      }
+    });
+  }
+
+  private async handleRequest(type: string, data: Buffer, wantReply: boolean): Promise<boolean> {
+    const r = new WireReader(data);
+    switch (type) {
+      case 'env': {
+        const name = r.string();
+        const value = r.string();
+        if (value === undefined || this.started || this.environ.length >= MAX_ENV) return false;
+        const bytes = name!.length + value.length;
+        if (this.envBytes + bytes > MAX_ENV_BYTES) return false;
+        this.envBytes += bytes;
+        this.environ.push(`${name}=${value}`);
+        return true;
+      }
+      case 'pty-req':
+        return this.onPtyRequest(r);
+      case 'window-change': {
+        const width = r.uint32();
+        const height = r.uint32();
+        const widthPixels = r.uint32();
+        const heightPixels = r.uint32();
+        if (heightPixels === undefined || !this.pty || width === 0 || height === 0) return false;
+        const w: Window = { width: width!, height: height!, widthPixels: widthPixels!, heightPixels };
+        this.pty.window = w;
+        this.emit('window-change', { ...w });
+        return true;
+      }
+      case 'shell':
+        return this.onStart('shell', '');
+      case 'exec': {
+        const command = r.string();
+        return command !== undefined && this.onStart('exec', command);
+      }
+      case 'subsystem': {
+        const name = r.string();
+        return name !== undefined && this.onStart('subsystem', name);
+      }
+      case 'signal': {
+        const name = r.string();
+        if (name === undefined) return false;
+        this.deliverSignal(name.startsWith('SIG') ? name.slice(3) : name);
+        return true;
+      }
+      case 'break': {
+        const ms = r.uint32();
+        if (ms === undefined || this.listenerCount('break') === 0) return false;
+        this.emit('break', ms);
+        return true;
+      }
+      case 'auth-agent-req@openssh.com':
+        this.agent = true;
+        return true;
+      default:
+        void wantReply;
+        return false;
+    }
+  }
+
+  private async onPtyRequest(r: WireReader): Promise<boolean> {
+    const term = r.string();
+    const width = r.uint32();
+    const height = r.uint32();
+    const widthPixels = r.uint32();
+    const heightPixels = r.uint32();
+    const modes = r.bytes();
+    if (modes === undefined || this.started || this.pty) return false;
+    const pty: Pty = {
+      term: term!,
+      window: { width: width!, height: height!, widthPixels: widthPixels!, heightPixels: heightPixels! },
+      modes: parseTerminalModes(modes),
+    };
+    const cb = this.rt.options.ptyCallback;
+    if (cb && !(await callHook(this.rt, 'ptyCallback', cb, [this.context, pty], false))) return false;
+    if (this.started || this.channelClosed) return false;
+    this.pty = pty;
+    return true;
+  }
+
+  private async onStart(type: 'shell' | 'exec' | 'subsystem', arg: string): Promise<boolean> {
+    if (this.started || this.channelClosed) return false;
+    let run: Handler | undefined;
+    if (type === 'subsystem') {
+      const reg = this.rt.options.subsystemHandlers;
+      run = reg ? (Object.hasOwn(reg, arg) ? reg[arg] : reg['default']) : undefined;
+    } else {
+      run = this.rt.handler();
+    }
+    if (!run) return false;
+    if (type === 'exec') this.rawCommand = arg;
+    if (type === 'subsystem') this.subsystem = arg;
+    const cb = this.rt.options.sessionRequestCallback;
+    if (cb && !(await callHook(this.rt, 'sessionRequestCallback', cb, [this, type], false))) {
+      this.rawCommand = this.subsystem = '';
+      return false;
+    }
+    if (this.started || this.channelClosed) return false;
+    this.started = true;
+    this.startStreams();
+    // Reply first (the caller does), then run the handler.
+    setImmediate(() => void this.runHandler(run!));
+    return true;
+  }
+
+  private startStreams(): void {
+    const ch = this.channel;
+    ch.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) ch.pause();
+    });
+    ch.once('end', () => {
+      if (!this.readableEnded) this.push(null);
+    });
+  }
+
+  private async runHandler(handler: Handler): Promise<void> {
+    let code = 0;
+    try {
+      await handler(this);
+    } catch (err) {
+      code = 1;
+      this.rt.report(err);
+    }
+    if (!this.exited) await this.exit(code).catch(() => undefined);
+  }
+
+  private deliverSignal(name: Signal): void {
+    if (this.listenerCount('signal') > 0 && this.signals.length === 0) {
+      this.emit('signal', name);
+      return;
+    }
+    if (this.signals.length < SIGNAL_BUFFER) this.signals.push(name);
+    if (this.listenerCount('signal') > 0) this.flushSignals();
+  }
+
+  private flushSignals(): void {
+    while (this.signals.length > 0 && this.listenerCount('signal') > 0) this.emit('signal', this.signals.shift()!);
+  }
+}
+
+/** The session's stderr: CRLF under a pty, drops output once the channel is gone. */
+class SessionStderr extends Writable {
+  private pending: (() => void) | undefined;
+  private readonly crlf = new CrlfEncoder();
+
+  constructor(
+    private readonly session: Session,
+    private readonly channel: Ssh2Channel,
+  ) {
+    super();
+    this.on('error', () => undefined);
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (!channelWritable(this.channel)) return cb();
+    const data = this.session.isPty ? this.crlf.encode(chunk) : chunk;
+    const done = (): void => {
+      if (this.pending !== done) return;
+      this.pending = undefined;
+      cb();
+    };
+    this.pending = done;
+    this.channel.stderr.write(data, done);
+  }
+
+  /** Completes a write the closed channel will never complete. */
+  release(): void {
+    this.pending?.();
+  }
+}
