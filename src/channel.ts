@@ -17,9 +17,13 @@ import {
  * @see RFC 4254 §5.1
  */
 export const ChannelRejectReason = {
+  /** Not allowed by policy. */
   ADMINISTRATIVELY_PROHIBITED: 1,
+  /** The target could not be reached. */
   CONNECT_FAILED: 2,
+  /** No handler for the channel type. */
   UNKNOWN_CHANNEL_TYPE: 3,
+  /** Out of channels or another resource. */
   RESOURCE_SHORTAGE: 4,
 } as const;
 

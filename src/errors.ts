@@ -35,6 +35,7 @@ export class GlidesshError extends Error {
     return true;
   }
 
+  /** @internal */
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (this !== GlidesshError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand] === true;

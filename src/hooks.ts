@@ -93,10 +93,15 @@ export type BannerHandler = (ctx: Context) => MaybePromise<string>;
 
 /** Algorithm lists in preference order; each replaces ssh2's default list. */
 export interface Algorithms {
+  /** Key exchange methods. */
   kex?: string[];
+  /** Ciphers. */
   cipher?: string[];
+  /** MACs. */
   hmac?: string[];
+  /** Compression methods. */
   compress?: string[];
+  /** Host key algorithm order (ssh2 only reorders the RSA variants). */
   serverHostKey?: string[];
 }
 
@@ -132,4 +137,12 @@ export interface GlobalRequest {
 export type RequestHandler = (
   ctx: Context,
   request: GlobalRequest,
-) => MaybePromise<boolean | { ok: boolean; payload?: Buffer }>;
+) => MaybePromise<boolean | RequestReply>;
+
+/** A global request answer with data. */
+export interface RequestReply {
+  /** Success or failure. */
+  ok: boolean;
+  /** Data sent with a success. */
+  payload?: Buffer;
+}

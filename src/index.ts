@@ -13,7 +13,9 @@
  * @module glidessh
  */
 export { Server, listenAndServe, serve } from './server.js';
+export type { ServerEvents } from './server.js';
 export { Session } from './session.js';
+export type { SessionEvents } from './session.js';
 export type { Context } from './context.js';
 export { defaultSessionHandler } from './connection.js';
 export { ChannelRejectReason } from './channel.js';
@@ -38,6 +40,7 @@ export type {
   PtyCallback,
   PublicKeyHandler,
   RequestHandler,
+  RequestReply,
   ReversePortForwardingCallback,
   ServerConfig,
   ServerConfigCallback,
@@ -55,7 +58,7 @@ export type {
 } from './types.js';
 export { keysEqual, parseAuthorizedKey, parseAuthorizedKeys, parsePublicKey } from './keys.js';
 export type { AuthorizedKey, PublicKey } from './keys.js';
-export { parseTerminalModes } from './pty.js';
+export { encodeTerminalModes, parseTerminalModes, TERMINAL_MODE_NAMES } from './pty.js';
 export { splitCommand } from './command.js';
 export {
   AuthTriesExceededError,

@@ -144,7 +144,7 @@ class SshPublicKey implements PublicKey {
  *
  * Supports `ssh-ed25519`, `ecdsa-sha2-nistp256/384/521` and `ssh-rsa` (1024 to 16384 bits, as
  * OpenSSH). Certificates, `sk-*` security keys and DSA are rejected. An EC point that is not on
- * its curve is only found when the key is first used (see {@link publicKeyObject}).
+ * its curve is only found when the key is first used (see `publicKeyObject`).
  *
  * @example
  * ```ts

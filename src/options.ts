@@ -101,11 +101,17 @@ export interface ServerOptions {
 
 /** The defaults of the numeric options. */
 export const DEFAULTS = Object.freeze({
+  /** Listen address for `listenAndServe()`. */
   addr: ':22',
+  /** Software version in the identification line. */
   version: 'glidessh',
+  /** Milliseconds until authenticated (OpenSSH LoginGraceTime). */
   handshakeTimeout: 120_000,
+  /** No idle timeout. */
   idleTimeout: 0,
+  /** No absolute timeout. */
   maxTimeout: 0,
+  /** Failed auth attempts before disconnect (OpenSSH MaxAuthTries). */
   maxAuthTries: 6,
 });
 

@@ -19,10 +19,15 @@ import { connectionStream, createSsh2Server, type Ssh2Connection } from './inter
 /** Distinct algorithm configurations kept ready at once (from `serverConfigCallback`). */
 const MAX_CONFIGS = 32;
 
-type ServerEvents = {
+/** The events a {@link Server} emits. */
+export type ServerEvents = {
+  /** A listener is bound. */
   listening: [];
+  /** A client sent its identification; the SSH handshake follows. */
   connection: [ctx: Context];
+  /** A hook failed, a handler threw, or a listener failed; `err.context` is set when a connection is known. */
   error: [err: Error];
+  /** `close()` or `shutdown()` finished. */
   close: [];
 };
 

@@ -33,9 +33,13 @@ const MAX_QUEUED_REQUESTS = 1024;
 const MAX_ENV = 256;
 const MAX_ENV_BYTES = 64 * 1024;
 
-type SessionEvents = {
+/** The events a {@link Session} emits besides the stream events. */
+export type SessionEvents = {
+  /** An accepted window change. */
   'window-change': [w: Window];
+  /** A signal from the client, e.g. `'INT'`; buffered (at most 128) until a listener is attached. */
   signal: [name: Signal];
+  /** A break request (RFC 4335); answered true only while a listener is attached. */
   break: [lengthMs: number];
 };
 
@@ -226,12 +230,15 @@ export class Session extends Duplex {
     };
   }
 
+  /** Reads stdin chunk by chunk; ending or breaking the loop leaves the session open. */
   override [Symbol.asyncIterator](): AsyncIterableIterator<any> {
     // Node destroys a stream when a for-await loop over it ends; a session must outlive it.
     return this.iterator({ destroyOnReturn: false });
   }
 
+  /** Adds a listener for a session event (`'window-change'`, `'signal'`, `'break'`) or a stream event. */
   override on<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
+  /** Adds a listener for a stream event. */
   override on(event: string | symbol, listener: (...args: any[]) => void): this;
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
     return super.on(event, listener);
@@ -239,10 +246,12 @@ export class Session extends Duplex {
 
   // --- stream plumbing ------------------------------------------------------------------------
 
+  /** @internal */
   override _read(): void {
     this.channel.resume();
   }
 
+  /** @internal */
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.channelClosed || !channelWritable(this.channel)) return cb();
     const data = this.pty ? this.crlf.encode(chunk) : chunk;
@@ -254,6 +263,7 @@ export class Session extends Duplex {
     });
   }
 
+  /** @internal */
   override _final(cb: (err?: Error | null) => void): void {
     const stderr = this.stderr;
     const done = (): void => {
