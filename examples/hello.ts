@@ -20,7 +20,7 @@ const server = await listenAndServe(addr, async (s) => {
 server.on('error', (err) => console.error('error:', err.message));
 
 const { address, port } = server.address()!;
-console.log(`glidessh hello server listening on ${address}:${port}`);
+console.log(`glidessh hello server: listening on ${address}:${port}`);
 console.log(`try: ssh -p ${port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null ${process.env.USER ?? 'you'}@${address}`);
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -19,13 +19,16 @@ const server = await listenAndServe(addr, async (s) => {
   s.write(`term: ${term}\n`);
   s.write(`modes: ${Object.entries(modes).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
   s.write('resize your window; press q to quit\n');
-  // Quit on q or Ctrl-C (the client's terminal is in raw mode, so we see the bytes).
-  s.on('data', (d: Buffer) => {
-    if (d.includes(0x71) || d.includes(0x03)) void s.exit(0).catch(() => undefined);
-  });
-  for await (const w of s.windowChanges()) {
-    s.write(`window: ${w.width} cols x ${w.height} rows (${w.widthPixels}x${w.heightPixels} px)\n`);
-  }
+  // The client's terminal is in raw mode, so keys arrive as bytes: q or Ctrl-C quits.
+  const quit = new Promise<void>((resolve) =>
+    s.on('data', (d: Buffer) => (d.includes(0x71) || d.includes(0x03)) && resolve()),
+  );
+  void (async () => {
+    for await (const w of s.windowChanges()) {
+      s.write(`window: ${w.width} cols x ${w.height} rows (${w.widthPixels}x${w.heightPixels} px)\n`);
+    }
+  })();
+  await quit; // returning exits 0; windowChanges() ends when the session closes
 });
 server.on('error', (err) => console.error('error:', err.message));
-console.log(`pty example on ${addr}: ssh -t -p ${server.address()!.port} you@127.0.0.1`);
+console.log(`listening on ${server.address()!.address}:${server.address()!.port}: ssh -t -p ${server.address()!.port} you@127.0.0.1`);

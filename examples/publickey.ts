@@ -22,4 +22,4 @@ const server = await listenAndServe(
   { publicKeyHandler: (_ctx, key) => allowed.some((k) => keysEqual(k, key)) },
 );
 server.on('error', (err) => console.error('error:', err.message));
-console.log(`publickey example on ${addr}`);
+console.log(`listening on ${server.address()!.address}:${server.address()!.port}`);

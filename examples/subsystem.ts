@@ -19,4 +19,4 @@ const server = new Server({
 });
 server.on('error', (err) => console.error('error:', err.message));
 await server.listenAndServe();
-console.log(`subsystem example on ${addr}: ssh -s -p ${server.address()!.port} you@127.0.0.1 echo`);
+console.log(`listening on ${server.address()!.address}:${server.address()!.port}: ssh -s -p ${server.address()!.port} you@127.0.0.1 echo`);

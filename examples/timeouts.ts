@@ -24,4 +24,4 @@ const server = await listenAndServe(
   { handshakeTimeout: 30_000, idleTimeout: 10_000, maxTimeout: 60_000 },
 );
 server.on('error', (err) => console.error('error:', err.message));
-console.log(`timeouts example on ${addr}`);
+console.log(`listening on ${server.address()!.address}:${server.address()!.port}`);

@@ -246,6 +246,19 @@ export class Session extends Duplex {
 
   // --- stream plumbing ------------------------------------------------------------------------
 
+  /**
+   * Writes stdout. Once the session ended its output (`end()`, `exit()`) or the channel
+   * closed, writes are dropped (the callback still runs) instead of raising an error.
+   */
+  override write(chunk: unknown, encoding?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
+    if (this.writableEnded || this.channelClosed) {
+      const done = typeof encoding === 'function' ? encoding : cb;
+      if (done) process.nextTick(done);
+      return false;
+    }
+    return super.write(chunk, encoding as BufferEncoding, cb);
+  }
+
   /** @internal */
   override _read(): void {
     this.channel.resume();
