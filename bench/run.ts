@@ -1,0 +1,793 @@
+/**
+ * glidessh benchmark: glidessh against a raw-ssh2 baseline (and OpenSSH's sshd when
+ * installed), all on loopback, in one run. See bench/README.md.
+ *
+ *   npm run bench                 full run (several minutes)
+ *   npm run bench -- --quick      about a minute
+ *   npm run bench -- --smoke      a few seconds, tiny sizes (used by test/bench/smoke.test.ts)
+ *   … --json <path>               where to write the JSON (default bench/results/latest*.json)
+ *   … --only <phase,…>            sanity,connect,echo,memory,pty,throughput (default: all)
+ *   … --no-sshd                   skip sshd even when installed
+ *   … --cpu-prof                  run the Node servers with --cpu-prof (bench/results/profiles)
+ */
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir, userInfo } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ssh2 from 'ssh2';
+import * as client from './lib/client.js';
+import type { Endpoint } from './lib/client.js';
+import {
+  CIPHERS,
+  runSsh,
+  sshArgs,
+  sshClientVersion,
+  sshdUnavailable,
+  startSshd,
+  treeCpuMs,
+  treeMemory,
+  type Cipher,
+  type Sshd,
+} from './lib/openssh.js';
+import { cleanup, installSignalHandlers, onCleanup, removeOnCleanup, spawnTracked, stopping, waitForLine } from './lib/procs.js';
+import { Deadline, fmt, median, nowMs, percentile, rotate, sleep } from './lib/util.js';
+import type { ProcessStats } from './servers/common.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const MiB = 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+type Mode = 'full' | 'quick' | 'smoke';
+const PHASES = ['sanity', 'connect', 'echo', 'memory', 'pty', 'throughput'] as const;
+type Phase = (typeof PHASES)[number];
+
+interface Config {
+  /** Bytes per OpenSSH upload/download run. */
+  transferBytes: number;
+  /** Runs per server × cipher × direction (median reported). */
+  transferReps: number;
+  /** `ssh … true` runs per server × cipher, whose median is subtracted from transfer times. */
+  baseReps: number;
+  /** ssh2 connect+exec runs per server (also the CPU-per-connection sample). */
+  connectN: number;
+  /** 1-byte echo round trips per server. */
+  echoN: number;
+  /** Idle sessions = memConns × memPerConn. */
+  memConns: number;
+  memPerConn: number;
+  memReps: number;
+  /** Bytes per ssh2 `source` run for the pty / non-pty comparison. */
+  ptyBytes: number;
+  ptyReps: number;
+  /** Wall-clock budget of the whole run; loops stop early when it is spent. */
+  budgetMs: number;
+}
+
+const CONFIGS: Record<Mode, Config> = {
+  full: {
+    transferBytes: 256 * MiB,
+    transferReps: 5,
+    baseReps: 5,
+    connectN: 300,
+    echoN: 5000,
+    memConns: 50,
+    memPerConn: 10,
+    memReps: 3,
+    ptyBytes: 128 * MiB,
+    ptyReps: 5,
+    budgetMs: 25 * 60_000,
+  },
+  quick: {
+    transferBytes: 64 * MiB,
+    transferReps: 3,
+    baseReps: 3,
+    connectN: 60,
+    echoN: 1000,
+    memConns: 50,
+    memPerConn: 10,
+    memReps: 1,
+    ptyBytes: 32 * MiB,
+    ptyReps: 3,
+    budgetMs: 4 * 60_000,
+  },
+  smoke: {
+    transferBytes: 8 * MiB,
+    transferReps: 1,
+    baseReps: 1,
+    connectN: 5,
+    echoN: 5,
+    memConns: 5,
+    memPerConn: 10,
+    memReps: 1,
+    ptyBytes: 2 * MiB,
+    ptyReps: 1,
+    budgetMs: 45_000,
+  },
+};
+
+interface Args {
+  mode: Mode;
+  json: string;
+  phases: Set<Phase>;
+  sshd: boolean;
+  cpuProf: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  let mode: Mode = 'full';
+  let json: string | undefined;
+  let phases = new Set<Phase>(PHASES);
+  let sshd = true;
+  let cpuProf = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') mode = 'quick';
+    else if (a === '--smoke') mode = 'smoke';
+    else if (a === '--full') mode = 'full';
+    else if (a === '--json') json = argv[++i];
+    else if (a === '--no-sshd') sshd = false;
+    else if (a === '--cpu-prof') cpuProf = true;
+    else if (a === '--only') {
+      const list = (argv[++i] ?? '').split(',').filter(Boolean);
+      for (const p of list) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`--only: unknown phase "${p}"`);
+      phases = new Set(list as Phase[]);
+    } else if (a === '--help' || a === '-h') {
+      process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*?/, ''));
+      process.exit(0);
+    } else throw new Error(`unknown argument "${a}" (try --help)`);
+  }
+  if (!json) json = join(ROOT, 'bench', 'results', mode === 'full' ? 'latest.json' : `latest-${mode}.json`);
+  return { mode, json: resolve(json), phases, sshd, cpuProf };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers under test
+
+type Key = 'raw' | 'glidessh' | 'sshd';
+const LABELS: Record<Key, string> = { raw: 'raw ssh2', glidessh: 'glidessh', sshd: 'OpenSSH sshd' };
+
+interface Target {
+  key: Key;
+  ep: Endpoint;
+  /** ssh client args without the command. */
+  ssh: Record<Cipher, string[]>;
+  /** Node servers: a control connection for `stats`. */
+  control?: ssh2.Client;
+  /** sshd: the listener's pid for /proc accounting. */
+  sshdPid?: number;
+}
+
+async function startNodeServer(key: 'raw' | 'glidessh', hostKeyFile: string, args: Args, budgetMs: number): Promise<Target> {
+  const file = join(ROOT, 'bench', 'servers', key === 'raw' ? 'raw-ssh2.ts' : 'glidessh.ts');
+  const flags = ['--expose-gc', '--import', 'tsx'];
+  if (args.cpuProf) {
+    const dir = join(ROOT, 'bench', 'results', 'profiles');
+    mkdirSync(dir, { recursive: true });
+    flags.push('--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', `${key}-${Date.now()}.cpuprofile`);
+  }
+  const child = spawnTracked(process.execPath, [...flags, file, '--host-key', hostKeyFile, '--max-ms', String(budgetMs + 120_000)], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const m = await waitForLine(child, /^PORT (\d+)$/, 30_000, `${key} server`);
+  const port = Number(m[1]);
+  const user = 'bench';
+  const ep: Endpoint = { port, user };
+  const control = await client.connect(ep);
+  return {
+    key,
+    ep,
+    control,
+    ssh: Object.fromEntries(CIPHERS.map((c) => [c, sshArgs(port, user, c)])) as Record<Cipher, string[]>,
+  };
+}
+
+async function freePort(): Promise<number> {
+  // A high port from the ephemeral range that is free right now.
+  const srv = createServer();
+  await new Promise<void>((res, rej) => srv.once('error', rej).listen(0, '127.0.0.1', () => res()));
+  const addr = srv.address();
+  await new Promise<void>((res) => srv.close(() => res()));
+  if (!addr || typeof addr !== 'object') throw new Error('no free port');
+  return addr.port;
+}
+
+/** Node servers: the `stats` command over the control connection. */
+async function nodeStats(t: Target, gc: boolean): Promise<ProcessStats> {
+  const r = await client.exec(t.control!, gc ? 'stats' : 'stats nogc', { ms: 15_000 });
+  if (r.code !== 0) throw new Error(`${t.key}: stats exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout.toString()) as ProcessStats;
+}
+
+async function cpuMs(t: Target): Promise<number | null> {
+  if (t.key === 'sshd') return t.sshdPid ? treeCpuMs(t.sshdPid) : null;
+  const s = await nodeStats(t, false);
+  return s.cpuUserMs + s.cpuSystemMs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+type Metrics = Record<string, number | null>;
+const results: Record<Key, { metrics: Metrics; samples: Record<string, unknown>; notes: string[] }> = {
+  raw: { metrics: {}, samples: {}, notes: [] },
+  glidessh: { metrics: {}, samples: {}, notes: [] },
+  sshd: { metrics: {}, samples: {}, notes: [] },
+};
+const notes: string[] = [];
+
+function put(t: Target | Key, metric: string, value: number | null | undefined): void {
+  const key = typeof t === 'string' ? t : t.key;
+  results[key].metrics[metric] = value === undefined || value === null || !Number.isFinite(value) ? null : value;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+/** Runs `fn` for one target; a failure of sshd is recorded, a failure of the others is fatal. */
+async function guarded(t: Target, what: string, fn: () => Promise<void>): Promise<boolean> {
+  try {
+    await fn();
+    return true;
+  } catch (err) {
+    if (t.key !== 'sshd') throw err;
+    const msg = `${what} failed: ${(err as Error).message.split('\n')[0]}`;
+    results.sshd.notes.push(msg);
+    log(`sshd: ${msg}`);
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phases
+
+async function sanity(targets: Target[]): Promise<void> {
+  for (const t of targets) {
+    await guarded(t, 'sanity', async () => {
+      const c = await client.connect(t.ep);
+      try {
+        const src = await client.exec(c, 'source 1000');
+        if (src.code !== 0 || src.bytes !== 1000) throw new Error(`${t.key}: source 1000 gave ${src.bytes} bytes, exit ${src.code}`);
+        const pty = await client.exec(c, 'source 800', { pty: true });
+        if (pty.code !== 0 || pty.bytes < 800) throw new Error(`${t.key}: pty source 800 gave ${pty.bytes} bytes, exit ${pty.code}`);
+        results[t.key].samples['ptySource800Bytes'] = pty.bytes;
+        const sink = await client.exec(c, 'sink', { stdin: Buffer.alloc(12345, 7) });
+        if (sink.code !== 0 || sink.stdout.toString().trim() !== '12345') {
+          throw new Error(`${t.key}: sink answered ${JSON.stringify(sink.stdout.toString())}, exit ${sink.code}`);
+        }
+        const echo = await client.exec(c, 'echo', { stdin: Buffer.from('ping') });
+        if (echo.code !== 0 || echo.stdout.toString() !== 'ping') throw new Error(`${t.key}: echo answered ${JSON.stringify(echo.stdout.toString())}`);
+      } finally {
+        await client.close(c);
+      }
+      const r = await runSsh(t.ssh[CIPHERS[0]], 'true', 'ignore', 'pipe', 20_000);
+      if (r.code !== 0) throw new Error(`${t.key}: ssh … true exited ${r.code}: ${r.stderr.trim()}`);
+    });
+  }
+}
+
+async function connectPhase(targets: Target[], cfg: Config, deadline: Deadline): Promise<void> {
+  const samples = new Map<Key, number[]>(targets.map((t) => [t.key, []]));
+  const before = new Map<Key, number | null>();
+  for (const t of targets) before.set(t.key, await cpuMs(t));
+  const block = Math.max(1, Math.ceil(cfg.connectN / 10));
+  const failed = new Set<Key>();
+  for (let round = 0; round < 1000 && !deadline.passed; round++) {
+    let any = false;
+    for (const t of rotate(targets, round)) {
+      const list = samples.get(t.key)!;
+      if (failed.has(t.key) || list.length >= cfg.connectN) continue;
+      any = true;
+      const ok = await guarded(t, 'connect', async () => {
+        for (let j = 0; j < block && list.length < cfg.connectN && !deadline.passed; j++) list.push(await client.connectExecTrue(t.ep));
+      });
+      if (!ok) failed.add(t.key);
+    }
+    if (!any) break;
+  }
+  await sleep(300); // let the servers finish tearing down (and sshd reap) the last connection
+  for (const t of targets) {
+    const list = samples.get(t.key)!;
+    put(t, 'connect_p50_ms', percentile(list, 50));
+    put(t, 'connect_p90_ms', percentile(list, 90));
+    results[t.key].samples['connectN'] = list.length;
+    const b = before.get(t.key);
+    const a = failed.has(t.key) ? null : await cpuMs(t);
+    put(t, 'cpu_per_conn_ms', a !== null && b !== null && b !== undefined && list.length > 0 ? (a - b) / list.length : null);
+  }
+}
+
+async function echoPhase(targets: Target[], cfg: Config, deadline: Deadline): Promise<void> {
+  const sessions = new Map<Key, client.EchoSession>();
+  const samples = new Map<Key, number[]>(targets.map((t) => [t.key, []]));
+  try {
+    for (const t of targets) {
+      await guarded(t, 'echo', async () => {
+        const s = await client.EchoSession.open(t.ep);
+        sessions.set(t.key, s);
+        for (let i = 0; i < Math.min(20, cfg.echoN); i++) await s.roundTrip(); // warm-up
+      });
+    }
+    const block = Math.max(1, Math.ceil(cfg.echoN / 10));
+    for (let round = 0; round < 1000 && !deadline.passed; round++) {
+      let any = false;
+      for (const t of rotate(targets, round)) {
+        const s = sessions.get(t.key);
+        const list = samples.get(t.key)!;
+        if (!s || list.length >= cfg.echoN) continue;
+        any = true;
+        const ok = await guarded(t, 'echo', async () => {
+          for (let j = 0; j < block && list.length < cfg.echoN && !deadline.passed; j++) list.push(await s.roundTrip());
+        });
+        if (!ok) sessions.delete(t.key);
+      }
+      if (!any) break;
+    }
+  } finally {
+    for (const s of sessions.values()) await s.close();
+  }
+  for (const t of targets) {
+    const list = samples.get(t.key)!;
+    put(t, 'echo_p50_us', percentile(list, 50) * 1000);
+    put(t, 'echo_p99_us', percentile(list, 99) * 1000);
+    results[t.key].samples['echoN'] = list.length;
+  }
+}
+
+interface MemSample {
+  heapExt: number | null;
+  rss: number;
+}
+
+async function memSnapshot(t: Target): Promise<MemSample | null> {
+  if (t.key === 'sshd') {
+    const m = t.sshdPid ? treeMemory(t.sshdPid) : null;
+    return m ? { heapExt: null, rss: m.pss } : null;
+  }
+  const s = await nodeStats(t, true);
+  return { heapExt: s.heapUsed + s.external, rss: s.rss };
+}
+
+/** Opens memConns × memPerConn `idle` sessions, measures, closes them all. */
+async function memOnce(t: Target, cfg: Config, deadline: Deadline): Promise<{ heapExt: number | null; rss: number; sessions: number } | null> {
+  const before = await memSnapshot(t);
+  if (!before) return null;
+  const clients: ssh2.Client[] = [];
+  const channels: ssh2.ClientChannel[] = [];
+  try {
+    for (let i = 0; i < cfg.memConns && !deadline.passed; i++) {
+      const c = await client.connect(t.ep);
+      clients.push(c);
+      const opened = await Promise.all(Array.from({ length: cfg.memPerConn }, () => client.openExec(c, 'idle')));
+      for (const ch of opened) {
+        ch.on('data', () => undefined);
+        ch.stderr.on('data', () => undefined);
+      }
+      channels.push(...opened);
+    }
+    await sleep(500);
+    const after = await memSnapshot(t);
+    if (!after || channels.length === 0) return null;
+    return {
+      heapExt: after.heapExt !== null && before.heapExt !== null ? (after.heapExt - before.heapExt) / channels.length : null,
+      rss: (after.rss - before.rss) / channels.length,
+      sessions: channels.length,
+    };
+  } finally {
+    await Promise.all(clients.map((c) => client.close(c)));
+    await sleep(300);
+  }
+}
+
+async function memoryPhase(targets: Target[], cfg: Config, deadline: Deadline): Promise<void> {
+  const heap = new Map<Key, number[]>(targets.map((t) => [t.key, []]));
+  const rss = new Map<Key, number[]>(targets.map((t) => [t.key, []]));
+  const count = new Map<Key, number>();
+  const failed = new Set<Key>();
+  for (let rep = 0; rep < cfg.memReps && !deadline.passed; rep++) {
+    for (const t of rotate(targets, rep)) {
+      if (failed.has(t.key)) continue;
+      const ok = await guarded(t, 'memory', async () => {
+        const r = await memOnce(t, cfg, deadline);
+        if (!r) return;
+        if (r.heapExt !== null) heap.get(t.key)!.push(r.heapExt);
+        rss.get(t.key)!.push(r.rss);
+        count.set(t.key, r.sessions);
+      });
+      if (!ok) failed.add(t.key);
+    }
+  }
+  for (const t of targets) {
+    put(t, 'mem_heap_ext_KB', median(heap.get(t.key)!) / 1024);
+    put(t, 'mem_rss_KB', median(rss.get(t.key)!) / 1024);
+    results[t.key].samples['memSessions'] = count.get(t.key) ?? 0;
+    results[t.key].samples['memHeapExtKB'] = heap.get(t.key)!.map((v) => v / 1024);
+    results[t.key].samples['memRssKB'] = rss.get(t.key)!.map((v) => v / 1024);
+  }
+}
+
+async function ptyPhase(targets: Target[], cfg: Config, deadline: Deadline): Promise<void> {
+  const plain = new Map<Key, number[]>(targets.map((t) => [t.key, []]));
+  const pty = new Map<Key, number[]>(targets.map((t) => [t.key, []]));
+  const conns = new Map<Key, ssh2.Client>();
+  const ms = 60_000 + cfg.ptyBytes / 2_000; // ≥ 2 MB/s or it is a failure
+  try {
+    for (const t of targets) await guarded(t, 'pty', async () => void conns.set(t.key, await client.connect(t.ep)));
+    for (let rep = 0; rep < cfg.ptyReps && !deadline.passed; rep++) {
+      for (const t of rotate(targets, rep)) {
+        const c = conns.get(t.key);
+        if (!c) continue;
+        const ok = await guarded(t, 'pty', async () => {
+          for (const withPty of rep % 2 === 0 ? [false, true] : [true, false]) {
+            const r = await client.exec(c, `source ${cfg.ptyBytes}`, { pty: withPty, keep: 0, ms });
+            if (r.code !== 0 || r.bytes < cfg.ptyBytes) throw new Error(`${t.key}: source (pty=${withPty}) gave ${r.bytes} bytes, exit ${r.code}`);
+            (withPty ? pty : plain).get(t.key)!.push(cfg.ptyBytes / 1e6 / (r.ms / 1000));
+          }
+        });
+        if (!ok) {
+          conns.delete(t.key);
+          plain.set(t.key, []);
+          pty.set(t.key, []);
+        }
+      }
+    }
+  } finally {
+    for (const c of conns.values()) await client.close(c);
+  }
+  for (const t of targets) {
+    const p = median(plain.get(t.key)!);
+    const q = median(pty.get(t.key)!);
+    put(t, 'stream_MBps', p);
+    put(t, 'pty_stream_MBps', q);
+    put(t, 'pty_ratio', q / p);
+    results[t.key].samples['streamMBps'] = plain.get(t.key);
+    results[t.key].samples['ptyStreamMBps'] = pty.get(t.key);
+  }
+}
+
+const CIPHER_TAG: Record<Cipher, string> = { 'aes128-gcm@openssh.com': 'aes', 'chacha20-poly1305@openssh.com': 'chacha' };
+
+async function throughputPhase(targets: Target[], cfg: Config, deadline: Deadline, dir: string): Promise<void> {
+  const bytes = cfg.transferBytes;
+  const input = join(dir, 'upload.bin');
+  // A sparse file: reading it costs the kernel almost nothing, so ssh and the server are measured.
+  writeFileSync(input, '');
+  truncateSync(input, bytes);
+  const devnull = openSync('/dev/null', 'w');
+  const runMs = 60_000 + bytes / 10_000; // ≥ 10 MB/s or it is a failure
+  type Series = { base: number[]; up: number[]; down: number[]; upWall: number[]; downWall: number[] };
+  const data = new Map<string, Series>();
+  const series = (t: Target, c: Cipher): Series => {
+    const k = `${t.key}/${c}`;
+    let s = data.get(k);
+    if (!s) data.set(k, (s = { base: [], up: [], down: [], upWall: [], downWall: [] }));
+    return s;
+  };
+  const failed = new Set<Key>();
+  const ok = (r: { code: number | null; stderr: string }, what: string): void => {
+    if (r.code !== 0) throw new Error(`${what} exited ${r.code}: ${r.stderr.trim().split('\n')[0]}`);
+  };
+  try {
+    // Connect + exec + exit cost of the OpenSSH client, to subtract from the transfer times.
+    for (let rep = 0; rep < cfg.baseReps && !deadline.passed; rep++) {
+      for (const c of CIPHERS) {
+        for (const t of rotate(targets, rep)) {
+          if (failed.has(t.key)) continue;
+          const good = await guarded(t, 'ssh true', async () => {
+            const r = await runSsh(t.ssh[c], 'true', 'ignore', 'pipe', 30_000);
+            ok(r, `${t.key} ssh true`);
+            series(t, c).base.push(r.wallMs);
+          });
+          if (!good) failed.add(t.key);
+        }
+      }
+    }
+    for (let rep = 0; rep < cfg.transferReps && !deadline.passed; rep++) {
+      for (const c of CIPHERS) {
+        for (const dirn of rep % 2 === 0 ? (['up', 'down'] as const) : (['down', 'up'] as const)) {
+          for (const t of rotate(targets, rep)) {
+            if (failed.has(t.key) || deadline.passed) continue;
+            const s = series(t, c);
+            const good = await guarded(t, `${dirn} ${c}`, async () => {
+              if (dirn === 'up') {
+                const inFd = openSync(input, 'r');
+                try {
+                  const r = await runSsh(t.ssh[c], 'sink', inFd, 'pipe', runMs);
+                  ok(r, `${t.key} sink`);
+                  if (r.stdout.trim() !== String(bytes)) throw new Error(`${t.key} sink counted ${JSON.stringify(r.stdout.trim())}, sent ${bytes}`);
+                  s.upWall.push(r.wallMs);
+                } finally {
+                  closeSync(inFd);
+                }
+              } else {
+                const r = await runSsh(t.ssh[c], `source ${bytes}`, 'ignore', devnull, runMs);
+                ok(r, `${t.key} source`);
+                s.downWall.push(r.wallMs);
+              }
+            });
+            if (!good) failed.add(t.key);
+          }
+        }
+      }
+    }
+  } finally {
+    closeSync(devnull);
+  }
+  for (const t of targets) {
+    for (const c of CIPHERS) {
+      const s = series(t, c);
+      const base = median(s.base);
+      const tag = CIPHER_TAG[c];
+      const rate = (wall: number[], dirn: 'up' | 'down'): number => {
+        const values = wall.map((w) => {
+          let net = w - base;
+          // Tiny transfers (smoke runs): when the handshake dominates, use the whole wall time.
+          if (!(net > 0.2 * w)) {
+            net = w;
+            if (!results[t.key].notes.includes(`${dirn}_${tag}: wall time not base-corrected`)) {
+              results[t.key].notes.push(`${dirn}_${tag}: wall time not base-corrected`);
+            }
+          }
+          return bytes / 1e6 / (net / 1000);
+        });
+        (dirn === 'up' ? s.up : s.down).push(...values);
+        return median(values);
+      };
+      put(t, `up_${tag}_MBps`, rate(s.upWall, 'up'));
+      put(t, `down_${tag}_MBps`, rate(s.downWall, 'down'));
+      results[t.key].samples[`ssh_${tag}`] = { baseMs: s.base, upWallMs: s.upWall, downWallMs: s.downWall, upMBps: s.up, downMBps: s.down };
+    }
+    const bases = CIPHERS.flatMap((c) => series(t, c).base);
+    put(t, 'ssh_exec_ms', median(bases));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table
+
+interface Row {
+  key: string;
+  label: string;
+  /** How glidessh passes: its ratio to raw ssh2, or its own value. */
+  target?: { on: 'ratio' | 'value'; op: '>=' | '<='; value: number };
+  phase: Phase;
+}
+
+const ROWS: Row[] = [
+  { key: 'up_aes_MBps', label: 'upload aes128-gcm, MB/s (OpenSSH client)', phase: 'throughput', target: { on: 'ratio', op: '>=', value: 0.95 } },
+  { key: 'down_aes_MBps', label: 'download aes128-gcm, MB/s', phase: 'throughput', target: { on: 'ratio', op: '>=', value: 0.95 } },
+  { key: 'up_chacha_MBps', label: 'upload chacha20-poly1305, MB/s', phase: 'throughput', target: { on: 'ratio', op: '>=', value: 0.95 } },
+  { key: 'down_chacha_MBps', label: 'download chacha20-poly1305, MB/s', phase: 'throughput', target: { on: 'ratio', op: '>=', value: 0.95 } },
+  { key: 'ssh_exec_ms', label: 'OpenSSH client connect+exec, ms (p50)', phase: 'throughput' },
+  { key: 'connect_p50_ms', label: 'connect+exec p50, ms (ssh2 client)', phase: 'connect', target: { on: 'ratio', op: '<=', value: 1.1 } },
+  { key: 'connect_p90_ms', label: 'connect+exec p90, ms', phase: 'connect' },
+  { key: 'cpu_per_conn_ms', label: 'server CPU per connection, ms', phase: 'connect', target: { on: 'ratio', op: '<=', value: 1.15 } },
+  { key: 'echo_p50_us', label: '1-byte echo round trip p50, µs', phase: 'echo' },
+  { key: 'echo_p99_us', label: '1-byte echo round trip p99, µs', phase: 'echo' },
+  { key: 'mem_heap_ext_KB', label: 'memory per idle session, heap+external KB', phase: 'memory', target: { on: 'ratio', op: '<=', value: 1.25 } },
+  { key: 'mem_rss_KB', label: 'memory per idle session, RSS KB (sshd: PSS)', phase: 'memory' },
+  { key: 'stream_MBps', label: 'source stream without pty, MB/s (ssh2 client)', phase: 'pty' },
+  { key: 'pty_stream_MBps', label: 'source stream with pty (\\n→\\r\\n), MB/s', phase: 'pty' },
+  { key: 'pty_ratio', label: 'pty / non-pty streaming', phase: 'pty', target: { on: 'value', op: '>=', value: 0.9 } },
+];
+
+interface TableRow {
+  key: string;
+  label: string;
+  raw: number | null;
+  glidessh: number | null;
+  ratio: number | null;
+  target: string;
+  pass: boolean | null;
+  sshd: number | null;
+}
+
+function buildRows(phases: Set<Phase>, sshdShown: boolean): TableRow[] {
+  return ROWS.filter((r) => phases.has(r.phase)).map((r) => {
+    const raw = results.raw.metrics[r.key] ?? null;
+    const g = results.glidessh.metrics[r.key] ?? null;
+    const ratio = raw !== null && g !== null && raw !== 0 ? g / raw : null;
+    let pass: boolean | null = null;
+    let target = '—';
+    if (r.target) {
+      const checked = r.target.on === 'ratio' ? ratio : g;
+      target = `${r.target.on === 'ratio' ? 'ratio' : 'glidessh'} ${r.target.op === '>=' ? '≥' : '≤'} ${r.target.value.toFixed(2)}`;
+      if (checked !== null) pass = r.target.op === '>=' ? checked >= r.target.value : checked <= r.target.value;
+    }
+    return { key: r.key, label: r.label, raw, glidessh: g, ratio, target, pass, sshd: sshdShown ? (results.sshd.metrics[r.key] ?? null) : null };
+  });
+}
+
+function markdown(rows: TableRow[], sshdShown: boolean): string {
+  const head = `| metric | raw ssh2 | glidessh | glidessh/raw | target | result |${sshdShown ? ' sshd |' : ''}`;
+  const sep = `|---|---:|---:|---:|---|---|${sshdShown ? '---:|' : ''}`;
+  const lines = rows.map((r) => {
+    const result = r.pass === null ? (r.target === '—' ? '' : 'n/a') : r.pass ? 'pass' : '**FAIL**';
+    return `| ${r.label} | ${fmt(r.raw)} | ${fmt(r.glidessh)} | ${r.ratio === null ? 'n/a' : `${r.ratio.toFixed(2)}×`} | ${r.target} | ${result} |${sshdShown ? ` ${fmt(r.sshd)} |` : ''}`;
+  });
+  return [head, sep, ...lines].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function machine(): Promise<Record<string, unknown>> {
+  let cpuModel = cpus()[0]?.model ?? 'unknown';
+  try {
+    cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpuModel;
+  } catch {
+    // not Linux
+  }
+  const pkg = (name: string): string => {
+    try {
+      return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  };
+  const own = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  return {
+    cpu: cpuModel,
+    cores: cpus().length,
+    node: process.version,
+    ssh2: pkg('ssh2'),
+    glidessh: own.version,
+    openssh: await sshClientVersion(),
+    loadavgStart: loadavg(),
+  };
+}
+
+async function main(): Promise<number> {
+  installSignalHandlers();
+  const args = parseArgs(process.argv.slice(2));
+  const cfg = CONFIGS[args.mode];
+  const started = Date.now();
+  const deadline = new Deadline(cfg.budgetMs);
+  // A hard stop in case something hangs past every per-operation timeout.
+  setTimeout(() => {
+    process.stderr.write(`bench: hard time limit (${cfg.budgetMs + 60_000} ms) reached\n`);
+    void cleanup().finally(() => process.exit(1));
+  }, cfg.budgetMs + 60_000).unref();
+  onCleanup(() => client.destroyAllClients());
+
+  const info = await machine();
+  if (!info['openssh']) throw new Error('the OpenSSH client (ssh) is needed for the throughput runs');
+  log(`mode ${args.mode}; ${info['cpu']} × ${info['cores']}, node ${info['node']}, ssh2 ${info['ssh2']}`);
+
+  const dir = mkdtempSync(join(tmpdir(), 'glidessh-bench-'));
+  removeOnCleanup(dir);
+  const host = ssh2.utils.generateKeyPairSync('ed25519');
+  const hostKeyFile = join(dir, 'host_ed25519');
+  writeFileSync(hostKeyFile, host.private, { mode: 0o600 });
+
+  const targets: Target[] = [];
+  targets.push(await startNodeServer('raw', hostKeyFile, args, cfg.budgetMs));
+  targets.push(await startNodeServer('glidessh', hostKeyFile, args, cfg.budgetMs));
+  log(`raw ssh2 on port ${targets[0]!.ep.port}, glidessh on port ${targets[1]!.ep.port}`);
+
+  let sshdWhy: string | null = args.sshd ? sshdUnavailable() : 'skipped (--no-sshd)';
+  if (!sshdWhy) {
+    try {
+      const user = userInfo().username;
+      const key = ssh2.utils.generateKeyPairSync('ed25519');
+      const clientKeyFile = join(dir, 'client_ed25519');
+      writeFileSync(clientKeyFile, key.private, { mode: 0o600 });
+      const sshd: Sshd = await startSshd({
+        dir,
+        port: await freePort(),
+        user,
+        hostKeyFile,
+        clientKeyFile,
+        clientPrivateKey: key.private,
+        authorizedKey: key.public,
+      });
+      onCleanup(() => sshd.stop());
+      targets.push({
+        key: 'sshd',
+        ep: { port: sshd.port, user, privateKey: key.private },
+        sshdPid: sshd.pid,
+        ssh: Object.fromEntries(CIPHERS.map((c) => [c, sshArgs(sshd.port, user, c, clientKeyFile)])) as Record<Cipher, string[]>,
+      });
+      log(`sshd on port ${sshd.port}`);
+    } catch (err) {
+      sshdWhy = (err as Error).message.split('\n')[0]!;
+    }
+  }
+  if (sshdWhy) {
+    log(`sshd: n/a — ${sshdWhy}`);
+    results.sshd.notes.push(sshdWhy);
+  }
+  const sshdShown = targets.some((t) => t.key === 'sshd');
+
+  const phases: Array<[Phase, () => Promise<void>]> = [
+    ['sanity', () => sanity(targets)],
+    ['connect', () => connectPhase(targets, cfg, deadline)],
+    ['echo', () => echoPhase(targets, cfg, deadline)],
+    ['memory', () => memoryPhase(targets, cfg, deadline)],
+    ['pty', () => ptyPhase(targets, cfg, deadline)],
+    ['throughput', () => throughputPhase(targets, cfg, deadline, dir)],
+  ];
+  for (const [name, run] of phases) {
+    if (!args.phases.has(name)) continue;
+    if (deadline.passed) {
+      notes.push(`time budget spent before phase "${name}"`);
+      log(`time budget spent, skipping ${name}`);
+      continue;
+    }
+    const t0 = nowMs();
+    log(`${name}…`);
+    await run();
+    log(`${name} done in ${((nowMs() - t0) / 1000).toFixed(1)} s`);
+  }
+  if (deadline.passed) notes.push(`time budget of ${cfg.budgetMs} ms was reached; some loops stopped early`);
+
+  const rows = buildRows(args.phases, sshdShown);
+  const table = markdown(rows, sshdShown);
+  const date = new Date().toISOString();
+  info['loadavgEnd'] = loadavg();
+  const checked = rows.filter((r) => r.target !== '—');
+  const failedRows = checked.filter((r) => r.pass === false).map((r) => r.key);
+  const missing = rows.filter((r) => r.raw === null || r.glidessh === null).map((r) => r.key);
+
+  const header = [
+    `## glidessh benchmark (${args.mode})`,
+    '',
+    `${date} · ${info['cpu']} · ${info['cores']} cores · node ${info['node']} · ssh2 ${info['ssh2']} · ${info['openssh']}`,
+    `load average at start ${(info['loadavgStart'] as number[]).map((v) => v.toFixed(2)).join(' ')}, at end ${(info['loadavgEnd'] as number[]).map((v) => v.toFixed(2)).join(' ')}`,
+    '',
+  ];
+  const footer = [
+    '',
+    `targets: ${checked.length - failedRows.length - checked.filter((r) => r.pass === null).length}/${checked.length} pass` +
+      (failedRows.length ? ` — failing: ${failedRows.join(', ')}` : ''),
+    sshdShown ? '' : `sshd: n/a (${sshdWhy})`,
+    ...results.sshd.notes.filter((n) => n !== sshdWhy).map((n) => `sshd: ${n}`),
+    ...(['raw', 'glidessh'] as const).flatMap((k) => results[k].notes.map((n) => `${LABELS[k]}: ${n}`)),
+    ...notes,
+  ].filter(Boolean);
+  process.stdout.write(`${[...header, table, ...footer].join('\n')}\n`);
+
+  const json = {
+    benchmark: 'glidessh',
+    version: 1,
+    mode: args.mode,
+    date,
+    durationMs: Date.now() - started,
+    machine: info,
+    config: cfg,
+    phases: [...args.phases],
+    servers: {
+      raw: { label: LABELS.raw, ...results.raw },
+      glidessh: { label: LABELS.glidessh, ...results.glidessh },
+      sshd: sshdShown ? { label: LABELS.sshd, ...results.sshd } : { label: LABELS.sshd, unavailable: sshdWhy, notes: results.sshd.notes },
+    },
+    rows,
+    targets: { checked: checked.length, failing: failedRows, allPass: failedRows.length === 0 && checked.every((r) => r.pass !== null) },
+    missing,
+    notes,
+    table,
+  };
+  mkdirSync(dirname(args.json), { recursive: true });
+  writeFileSync(args.json, `${JSON.stringify(json, null, 2)}\n`);
+  log(`wrote ${args.json}`);
+  if (missing.length) {
+    process.stderr.write(`bench: no value for ${missing.join(', ')}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  if (!stopping()) process.stderr.write(`bench: ${(err as Error).stack ?? err}\n`);
+  code = 1;
+} finally {
+  await cleanup();
+}
+process.exit(code);

@@ -1,0 +1,77 @@
+/**
+ * The glidessh server under test, written the way the README shows (a handler over a
+ * `Session` stream). Same commands as the raw-ssh2 baseline (see ./common.ts); no auth
+ * handlers, so anyone gets in with 'none'.
+ *
+ *   node --expose-gc --import tsx bench/servers/glidessh.ts --host-key <file>
+ *
+ * prints `PORT <n>` once listening on 127.0.0.1.
+ */
+import { Server, type Session } from '../../src/index.js';
+import { announce, CHUNK, LINES, parseArgs, parseCommand, stats, watchdog } from './common.js';
+
+const args = parseArgs(process.argv.slice(2));
+const server = new Server({ hostKeys: [args.hostKey] });
+server.on('error', () => undefined);
+server.handle(async (s) => {
+  const cmd = parseCommand(s.rawCommand);
+  switch (cmd.name) {
+    case 'sink': {
+      let n = 0;
+      for await (const chunk of s) n += (chunk as Buffer).length;
+      s.write(`${n}\n`);
+      return s.exit(0);
+    }
+    case 'source':
+      await source(s, cmd.bytes);
+      return s.signal.aborted ? undefined : s.exit(0);
+    case 'echo':
+      for await (const chunk of s) s.write(chunk);
+      return s.exit(0);
+    case 'idle':
+      return closed(s);
+    case 'stats':
+      s.write(stats(cmd.gc));
+      return s.exit(0);
+    case 'true':
+      return s.exit(0);
+    default:
+      s.stderr.write(`unknown command: ${cmd.text}\n`);
+      return s.exit(127);
+  }
+});
+
+const { port } = await server.listen(0, '127.0.0.1');
+announce(port);
+watchdog(args.maxMs, () => void server.close());
+
+/** Resolves when the session's channel closes. */
+function closed(s: Session): Promise<void> {
+  return new Promise((resolve) => {
+    if (s.signal.aborted) resolve();
+    else s.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+/** Resolves on 'drain', or when the channel closes (then no 'drain' will come). */
+function drained(s: Session): Promise<void> {
+  return new Promise((resolve) => {
+    if (s.signal.aborted) return resolve();
+    const done = (): void => {
+      s.off('drain', done);
+      s.signal.removeEventListener('abort', done);
+      resolve();
+    };
+    s.once('drain', done);
+    s.signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+async function source(s: Session, bytes: number): Promise<void> {
+  let left = bytes;
+  while (left > 0 && !s.signal.aborted) {
+    const len = Math.min(left, CHUNK);
+    left -= len;
+    if (!s.write(len === CHUNK ? LINES : LINES.subarray(0, len))) await drained(s);
+  }
+}

@@ -1,0 +1,660 @@
+/**
+ * Session behaviour seen from an ssh2 client: output, exit codes, stdin, metadata, pty,
+ * window changes, signals, break, channel requests to the client, flow control.
+ * Ports gliderlabs/ssh session_test.go and adds what it leaves untested.
+ */
+import { once } from 'node:events';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import { describe, it, type TestContext } from 'node:test';
+import type ssh2 from 'ssh2';
+import channelModule from 'ssh2/lib/Channel.js';
+import { collect, connect, exec, startServer, waitFor, type ExecResult, type TestServer } from '../helpers/harness.js';
+import { channelRequest, openChannel, ptyData, Wire, windowData } from '../helpers/raw.js';
+import { encodeTerminalModes } from '../../src/pty.js';
+import type { Context, ServerOptions, Session, Window } from '../../src/index.js';
+
+const { MAX_WINDOW } = channelModule;
+
+interface Setup {
+  srv: TestServer;
+  client: ssh2.Client;
+}
+
+/** Starts a server and connects an ssh2 client; both are closed after the test. */
+async function setup(t: TestContext, options: ServerOptions, config: ssh2.ConnectConfig = {}): Promise<Setup> {
+  const srv = await startServer(options);
+  let client: ssh2.Client | undefined;
+  t.after(async () => {
+    client?.end();
+    await srv.close();
+  });
+  client = await connect(srv.port, config);
+  client.on('error', () => undefined);
+  return { srv, client };
+}
+
+/** A promise with its resolve function outside. */
+function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Opens an exec channel with the ssh2 client API. */
+function execChannel(client: ssh2.Client, command: string, opts: ssh2.ExecOptions = {}): Promise<ssh2.ClientChannel> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, opts, (err, ch) => (err ? reject(err) : resolve(ch)));
+  });
+}
+
+/** Resolves with the first `n` bytes of stdout, as a string. */
+function readStdout(ch: ssh2.ClientChannel, n: number): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      if (buf.length >= n) {
+        ch.off('data', onData);
+        resolve(buf);
+      }
+    };
+    ch.on('data', onData);
+  });
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** Writes `data` in chunks, waiting for 'drain' whenever write() returns false. */
+async function pump(w: Writable, data: Buffer, chunk = 64 * 1024): Promise<void> {
+  for (let off = 0; off < data.length; off += chunk) {
+    if (!w.write(data.subarray(off, off + chunk))) await once(w, 'drain');
+  }
+}
+
+/** Keeps a session open until its channel closes. */
+const untilClosed = (s: Session): Promise<void> =>
+  new Promise((resolve) => {
+    if (s.signal.aborted) resolve();
+    else s.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+
+describe('session output and exit status', () => {
+  it('stdout bytes arrive exactly and the exit status is 0', async (t) => {
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        s.write('hello world\n');
+        s.write(Buffer.from([0, 1, 2, 255]));
+        await s.exit(0);
+      },
+    });
+    const r = await exec(client, 'x');
+    assert.deepEqual(r.stdout, Buffer.concat([Buffer.from('hello world\n'), Buffer.from([0, 1, 2, 255])]));
+    assert.equal(r.stderr.length, 0);
+    assert.equal(r.code, 0);
+    assert.equal(r.signal, undefined);
+  });
+
+  it('stderr bytes arrive exactly on the extended-data stream', async (t) => {
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        s.stderr.write('error output\n');
+        s.stderr.write(Buffer.from([0xde, 0xad]));
+        await s.exit(0);
+      },
+    });
+    const r = await exec(client, 'x');
+    assert.deepEqual(r.stderr, Buffer.concat([Buffer.from('error output\n'), Buffer.from([0xde, 0xad])]));
+    assert.equal(r.stdout.length, 0);
+    assert.equal(r.code, 0);
+  });
+
+  it('echoes 1 MiB of stdin exactly, and writing and exit(7) still work after the for-await loop ended', async (t) => {
+    const payload = randomBytes(1024 * 1024);
+    let loopEnded = false;
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        for await (const c of s) s.write(c);
+        loopEnded = true;
+        assert.equal(s.destroyed, false);
+        s.write('after-loop');
+        await s.exit(7);
+      },
+    });
+    const r = await exec(client, 'cat', { stdin: payload });
+    assert.equal(loopEnded, true);
+    assert.equal(r.stdout.length, payload.length + 'after-loop'.length);
+    assert.equal(sha256(r.stdout.subarray(0, payload.length)), sha256(payload));
+    assert.equal(r.stdout.subarray(payload.length).toString(), 'after-loop');
+    assert.equal(r.code, 7);
+  });
+
+  it('user is the name the client authenticated as', async (t) => {
+    const { client } = await setup(t, { handler: (s) => void s.write(`user=${s.user}`) }, { username: 'alice-42' });
+    const r = await exec(client, 'x');
+    assert.equal(r.stdout.toString(), 'user=alice-42');
+  });
+
+  it('a handler that returns without exit() exits with status 0', async (t) => {
+    const { client } = await setup(t, {
+      handler: (s) => {
+        s.write('done');
+      },
+    });
+    const r = await exec(client, 'x');
+    assert.equal(r.stdout.toString(), 'done');
+    assert.equal(r.code, 0);
+  });
+
+  it('exit(0) sends status 0 and closes the channel while the handler is still running', async (t) => {
+    let afterExit = false;
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        s.write('out');
+        await s.exit(0);
+        await untilClosed(s);
+        afterExit = true;
+      },
+    });
+    const r = await exec(client, 'x');
+    assert.equal(r.stdout.toString(), 'out');
+    assert.equal(r.code, 0);
+    await waitFor(() => afterExit, 2000, 'handler to see the channel closed');
+  });
+
+  it('exit(1) gives the client exit code 1', async (t) => {
+    const { client } = await setup(t, { handler: (s) => s.exit(1) });
+    const r = await exec(client, 'x');
+    assert.equal(r.code, 1);
+  });
+
+  it('a second exit() rejects with ERR_SESSION_EXITED and the first status stands', async (t) => {
+    const second = deferred<unknown>();
+    const concurrent = deferred<unknown>();
+    const { client, srv } = await setup(t, {
+      handler: async (s) => {
+        const first = s.exit(3);
+        // Called before the first one finished flushing.
+        await s.exit(4).then(
+          () => concurrent.resolve('resolved'),
+          (err: unknown) => concurrent.resolve(err),
+        );
+        await first;
+        await s.exit(5).then(
+          () => second.resolve('resolved'),
+          (err: unknown) => second.resolve(err),
+        );
+        await assert.rejects(s.exitSignal('TERM'), { code: 'ERR_SESSION_EXITED' });
+      },
+    });
+    const r = await exec(client, 'x');
+    assert.equal(r.code, 3);
+    const e1 = (await concurrent.promise) as { code?: string };
+    const e2 = (await second.promise) as { code?: string };
+    assert.equal(e1.code, 'ERR_SESSION_EXITED');
+    assert.equal(e2.code, 'ERR_SESSION_EXITED');
+    assert.equal(srv.errors.length, 0);
+  });
+
+  it("exitSignal('TERM', false, 'msg') reaches the client as an exit signal", async (t) => {
+    const { client } = await setup(t, { handler: (s) => s.exitSignal('TERM', false, 'terminated by test') });
+    const ch = await execChannel(client, 'x');
+    const exitArgs = deferred<unknown[]>();
+    ch.on('exit', (...args: unknown[]) => exitArgs.resolve(args));
+    const r = await collect(ch);
+    // ssh2 puts "SIG" in front of the name it received ("TERM" on the wire).
+    assert.deepEqual(await exitArgs.promise, [null, 'SIGTERM', false, 'terminated by test']);
+    assert.equal(r.code, null);
+  });
+
+  it("a handler that throws gives exit code 1 and the error goes to 'error' with err.context", async (t) => {
+    const boom = new Error('handler boom');
+    let seenCtx: Context | undefined;
+    const { client, srv } = await setup(t, {
+      handler: (s) => {
+        seenCtx = s.context;
+        s.write('partial');
+        throw boom;
+      },
+    });
+    const r = await exec(client, 'x');
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout.toString(), 'partial');
+    await waitFor(() => srv.errors.length > 0, 2000, "'error' event");
+    assert.equal(srv.errors.length, 1);
+    assert.equal(srv.errors[0], boom);
+    assert.ok(seenCtx);
+    assert.equal((srv.errors[0] as Error & { context?: Context }).context, seenCtx);
+  });
+
+  it('a handler that rejects asynchronously also gives exit code 1', async (t) => {
+    const { client, srv } = await setup(t, {
+      handler: async () => {
+        await new Promise((r) => setImmediate(r));
+        throw new Error('async boom');
+      },
+    });
+    const r = await exec(client, 'x');
+    assert.equal(r.code, 1);
+    await waitFor(() => srv.errors.length === 1, 2000, "'error' event");
+    assert.equal(srv.errors[0]!.message, 'async boom');
+  });
+
+  it('with no handler, shell and exec are refused and the connection keeps working', async (t) => {
+    const { client, srv } = await setup(t, {});
+    await assert.rejects(execChannel(client, 'ls'), /Unable to exec/);
+    await assert.rejects(
+      new Promise((resolve, reject) => client.shell((err, ch) => (err ? reject(err) : resolve(ch)))),
+      /Unable to open shell/,
+    );
+    // Refused again on a fresh channel: the connection is alive.
+    await assert.rejects(execChannel(client, 'ls'), /Unable to exec/);
+    assert.deepEqual(srv.errors, []);
+  });
+});
+
+describe('session metadata', () => {
+  it("rawCommand is the exec command as sent and command splits it (ls -la 'a b')", async (t) => {
+    const { client } = await setup(t, {
+      handler: (s) => void s.write(JSON.stringify({ raw: s.rawCommand, command: s.command, sub: s.subsystem })),
+    });
+    const r = await exec(client, "ls  -la 'a b'");
+    assert.deepEqual(JSON.parse(r.stdout.toString()), { raw: "ls  -la 'a b'", command: ['ls', '-la', 'a b'], sub: '' });
+  });
+
+  it('a shell has rawCommand "" and command []', async (t) => {
+    const { client } = await setup(t, {
+      handler: (s) => void s.write(JSON.stringify({ raw: s.rawCommand, command: s.command })),
+    });
+    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+      client.shell(false, (err, c) => (err ? reject(err) : resolve(c))),
+    );
+    ch.end();
+    const r = await collect(ch);
+    assert.deepEqual(JSON.parse(r.stdout.toString()), { raw: '', command: [] });
+    assert.equal(r.code, 0);
+  });
+
+  it('environ holds the env requests as "K=V" in arrival order', async (t) => {
+    const { client } = await setup(t, { handler: (s) => void s.write(JSON.stringify(s.environ)) });
+    const r = await exec(client, 'env', { env: { ZED: 'last?', ALPHA: 'a b=c', EMPTY: '' } });
+    assert.deepEqual(JSON.parse(r.stdout.toString()), ['ZED=last?', 'ALPHA=a b=c', 'EMPTY=']);
+  });
+
+  it('environ is empty without env requests', async (t) => {
+    const { client } = await setup(t, { handler: (s) => void s.write(JSON.stringify(s.environ)) });
+    const r = await exec(client, 'env');
+    assert.equal(r.stdout.toString(), '[]');
+  });
+
+  it('ctx values set in passwordHandler are visible through s.context.get()', async (t) => {
+    const key = Symbol('role');
+    let authCtx: Context | undefined;
+    const { client } = await setup(
+      t,
+      {
+        passwordHandler: (ctx, password) => {
+          authCtx = ctx;
+          ctx.set('role', 'admin');
+          ctx.set(key, { level: 7 });
+          return password === 'secret';
+        },
+        handler: (s) => {
+          s.write(
+            JSON.stringify({
+              role: s.context.get('role'),
+              sym: s.context.get(key),
+              missing: s.context.get('nope') ?? null,
+              same: s.context === authCtx,
+            }),
+          );
+        },
+      },
+      { password: 'secret' },
+    );
+    const r = await exec(client, 'x');
+    assert.deepEqual(JSON.parse(r.stdout.toString()), { role: 'admin', sym: { level: 7 }, missing: null, same: true });
+  });
+
+  it('s.permissions is a copy of what the auth handler granted', async (t) => {
+    const results: unknown[] = [];
+    const { client } = await setup(
+      t,
+      {
+        passwordHandler: (ctx) => {
+          ctx.permissions.criticalOptions['force-command'] = 'date';
+          ctx.permissions.extensions['permit-pty'] = '';
+          return true;
+        },
+        handler: (s) => {
+          const p = s.permissions;
+          results.push({
+            perms: structuredClone(p),
+            sameObject: p === s.context.permissions,
+            sameInner: p.extensions === s.context.permissions.extensions,
+          });
+          p.extensions['mutated'] = 'yes';
+          p.criticalOptions['force-command'] = 'rm';
+          results.push(structuredClone(s.context.permissions));
+        },
+      },
+      { password: 'pw' },
+    );
+    assert.equal((await exec(client, 'one')).code, 0);
+    assert.equal((await exec(client, 'two')).code, 0);
+    const granted = { criticalOptions: { 'force-command': 'date' }, extensions: { 'permit-pty': '' } };
+    assert.deepEqual(results, [
+      { perms: granted, sameObject: false, sameInner: false },
+      granted,
+      // The second session sees what auth granted, not what the first session changed.
+      { perms: granted, sameObject: false, sameInner: false },
+      granted,
+    ]);
+  });
+});
+
+describe('session pty', () => {
+  it('term, window size, pixel sizes and modes come from the pty-req', async (t) => {
+    const seen = deferred<unknown>();
+    const { client } = await setup(t, {
+      handler: (s) => {
+        seen.resolve(s.pty ? { term: s.pty.term, window: { ...s.pty.window }, modes: { ...s.pty.modes } } : 'no pty');
+      },
+    });
+    const ch = await openChannel(client, 'session');
+    const modes = encodeTerminalModes({ VINTR: 3, ECHO: 1, TTY_OP_ISPEED: 38400 });
+    assert.equal(await channelRequest(client, ch, 'pty-req', true, ptyData('xterm-256color', 120, 40, modes, [960, 640])), true);
+    assert.equal(await channelRequest(client, ch, 'shell', true), true);
+    const r = await collect(ch);
+    assert.equal(r.code, 0);
+    assert.deepEqual(await seen.promise, {
+      term: 'xterm-256color',
+      window: { width: 120, height: 40, widthPixels: 960, heightPixels: 640 },
+      modes: { VINTR: 3, ECHO: 1, TTY_OP_ISPEED: 38400 },
+    });
+  });
+
+  it('without a pty-req s.pty is undefined', async (t) => {
+    const { client } = await setup(t, { handler: (s) => void s.write(String(s.pty)) });
+    assert.equal((await exec(client, 'x')).stdout.toString(), 'undefined');
+  });
+
+  it('under a pty, \\n becomes \\r\\n on stdout and stderr and \\r\\n stays as is', async (t) => {
+    const { client } = await setup(t, {
+      handler: (s) => {
+        s.write('a\nb\r\nc\n');
+        s.write('\r');
+        s.write('\nd\n');
+        s.stderr.write('e\nf\r\n');
+      },
+    });
+    const r = await exec(client, 'x', { pty: { term: 'xterm', cols: 80, rows: 24 } });
+    assert.equal(r.stdout.toString(), 'a\r\nb\r\nc\r\n\r\nd\r\n');
+    assert.equal(r.stderr.toString(), 'e\r\nf\r\n');
+    assert.equal(r.code, 0);
+  });
+
+  it('without a pty, output is not translated', async (t) => {
+    const { client } = await setup(t, {
+      handler: (s) => {
+        s.write('a\nb\r\nc\n');
+        s.stderr.write('e\nf\r\n');
+      },
+    });
+    const r = await exec(client, 'x');
+    assert.equal(r.stdout.toString(), 'a\nb\r\nc\n');
+    assert.equal(r.stderr.toString(), 'e\nf\r\n');
+  });
+
+  it('windowChanges() yields the initial window, then each accepted change, and ends when the client closes the channel', async (t) => {
+    const seen: Window[] = [];
+    const events: Window[] = [];
+    let ended = false;
+    let session: Session | undefined;
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        session = s;
+        s.on('window-change', (w) => events.push(w));
+        const loop = (async () => {
+          for await (const w of s.windowChanges()) seen.push(w);
+        })();
+        s.write('ready');
+        await loop;
+        ended = true;
+      },
+    });
+    const ch = await openChannel(client, 'session');
+    const ready = readStdout(ch, 5);
+    ch.on('data', () => undefined);
+    assert.equal(await channelRequest(client, ch, 'pty-req', true, ptyData('vt100', 80, 24, undefined, [640, 480])), true);
+    assert.equal(await channelRequest(client, ch, 'shell', true), true);
+    assert.equal(await ready, 'ready');
+    assert.equal(await channelRequest(client, ch, 'window-change', true, windowData(100, 30, [1000, 600])), true);
+    assert.equal(await channelRequest(client, ch, 'window-change', true, windowData(132, 43)), true);
+    // A refused change (0 rows) is not yielded.
+    assert.equal(await channelRequest(client, ch, 'window-change', true, windowData(50, 0)), false);
+    await waitFor(() => seen.length === 3, 2000, 'three windows');
+    assert.equal(ended, false);
+    const closed = once(ch, 'close');
+    ch.close();
+    await closed;
+    await waitFor(() => ended, 2000, 'windowChanges() to end');
+    assert.deepEqual(seen, [
+      { width: 80, height: 24, widthPixels: 640, heightPixels: 480 },
+      { width: 100, height: 30, widthPixels: 1000, heightPixels: 600 },
+      { width: 132, height: 43, widthPixels: 0, heightPixels: 0 },
+    ]);
+    assert.deepEqual(events, seen.slice(1));
+    assert.deepEqual(session!.pty!.window, { width: 132, height: 43, widthPixels: 0, heightPixels: 0 });
+  });
+
+  it("'window-change' is emitted for a window-change sent without want-reply", async (t) => {
+    const got = deferred<Window>();
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        s.once('window-change', (w) => got.resolve(w));
+        s.write('ready');
+        await untilClosed(s);
+      },
+    });
+    const ch = await execChannel(client, 'x', { pty: { term: 'xterm', cols: 80, rows: 24 } });
+    assert.equal(await readStdout(ch, 5), 'ready');
+    ch.setWindow(50, 150, 500, 1500);
+    assert.deepEqual(await got.promise, { width: 150, height: 50, widthPixels: 1500, heightPixels: 500 });
+    ch.close();
+  });
+});
+
+describe('session signals and break', () => {
+  it('signals sent before the handler attached its listener are delivered in order (INT, KILL) when it attaches', async (t) => {
+    const gate = deferred();
+    const got: string[] = [];
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        await gate.promise;
+        s.on('signal', (name) => got.push(name));
+        await untilClosed(s);
+      },
+    });
+    const ch = await execChannel(client, 'sleep');
+    ch.signal('INT');
+    ch.signal('SIGKILL');
+    // Requests are handled in order: once this one is answered both signals were buffered.
+    assert.equal(await channelRequest(client, ch, 'foo@example.com', true), false);
+    assert.deepEqual(got, []);
+    gate.resolve();
+    await waitFor(() => got.length === 2, 2000, 'buffered signals');
+    assert.deepEqual(got, ['INT', 'KILL']);
+    // Once attached, a signal is delivered as it arrives.
+    ch.signal('TERM');
+    await waitFor(() => got.length === 3, 2000, 'live signal');
+    assert.deepEqual(got, ['INT', 'KILL', 'TERM']);
+    ch.close();
+  });
+
+  it('at most 128 signals are buffered while no listener is attached', async (t) => {
+    const gate = deferred();
+    const got: string[] = [];
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        await gate.promise;
+        s.on('signal', (name) => got.push(name));
+        await untilClosed(s);
+      },
+    });
+    const ch = await execChannel(client, 'sleep');
+    for (let i = 0; i < 200; i++) await channelRequest(client, ch, 'signal', false, new Wire().str(`X${i}`).buf());
+    assert.equal(await channelRequest(client, ch, 'foo@example.com', true), false);
+    gate.resolve();
+    await waitFor(() => got.length >= 128, 2000, 'buffered signals');
+    // Nothing more arrives: the probe below is answered after any pending delivery.
+    assert.equal(await channelRequest(client, ch, 'foo@example.com', true), false);
+    assert.equal(got.length, 128);
+    // A contiguous run in arrival order (the first or the last 128).
+    const start = Number(got[0]!.slice(1));
+    assert.ok(start === 0 || start === 72, `unexpected first kept signal ${got[0]}`);
+    assert.deepEqual(
+      got,
+      Array.from({ length: 128 }, (_, i) => `X${start + i}`),
+    );
+    ch.close();
+  });
+
+  it("'break' with a listener is answered true and the listener gets the length", async (t) => {
+    const lengths: number[] = [];
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        s.on('break', (ms) => lengths.push(ms));
+        s.write('ready');
+        await untilClosed(s);
+      },
+    });
+    const ch = await execChannel(client, 'x');
+    assert.equal(await readStdout(ch, 5), 'ready');
+    assert.equal(await channelRequest(client, ch, 'break', true, new Wire().u32(750).buf()), true);
+    assert.deepEqual(lengths, [750]);
+    assert.equal(await channelRequest(client, ch, 'break', true, new Wire().u32(0).buf()), true);
+    assert.deepEqual(lengths, [750, 0]);
+    ch.close();
+  });
+
+  it("'break' without a listener is answered false and the session still exits 0", async (t) => {
+    const gate = deferred();
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        s.write('ready');
+        await gate.promise;
+      },
+    });
+    const ch = await execChannel(client, 'x');
+    const done = collect(ch);
+    assert.equal(await channelRequest(client, ch, 'break', true, new Wire().u32(500).buf()), false);
+    gate.resolve();
+    const r = await done;
+    assert.equal(r.stdout.toString(), 'ready');
+    assert.equal(r.code, 0);
+  });
+});
+
+describe('session requests to the client and lifetime', () => {
+  it('sendRequest resolves with the client answer (ssh2 refuses unknown requests) and true without want-reply', async (t) => {
+    const answers = deferred<unknown[]>();
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        const withReply = await s.sendRequest('foo@example.com', true, Buffer.from('data'));
+        const noReply = await s.sendRequest('bar@example.com', false);
+        answers.resolve([withReply, noReply]);
+      },
+    });
+    const r = await exec(client, 'x');
+    assert.deepEqual(await answers.promise, [false, true]);
+    assert.equal(r.code, 0);
+  });
+
+  it('sendRequest rejects with ERR_CHANNEL_CLOSED once the channel is closed', async (t) => {
+    const result = deferred<unknown>();
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        await s.exit(0);
+        await untilClosed(s);
+        await s.sendRequest('foo@example.com', true).then(
+          (v) => result.resolve(v),
+          (err: unknown) => result.resolve(err),
+        );
+      },
+    });
+    const r = await exec(client, 'x');
+    assert.equal(r.code, 0);
+    assert.equal(((await result.promise) as { code?: string }).code, 'ERR_CHANNEL_CLOSED');
+  });
+
+  it('session.signal aborts when the client closes the channel', async (t) => {
+    let session: Session | undefined;
+    let abortedAt = -1;
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        session = s;
+        s.signal.addEventListener('abort', () => (abortedAt = Date.now()));
+        s.write('ready');
+        await untilClosed(s);
+      },
+    });
+    const ch = await execChannel(client, 'x');
+    assert.equal(await readStdout(ch, 5), 'ready');
+    assert.equal(session!.signal.aborted, false);
+    ch.close();
+    await waitFor(() => abortedAt > 0, 2000, 'session.signal to abort');
+    assert.equal(session!.signal.aborted, true);
+    assert.equal((session!.signal.reason as { code?: string }).code, 'ERR_CHANNEL_CLOSED');
+  });
+});
+
+describe('session flow control', () => {
+  it('8 MiB on stdout and 8 MiB on stderr written concurrently both arrive completely', async (t) => {
+    const out = randomBytes(8 * 1024 * 1024);
+    const err = randomBytes(8 * 1024 * 1024);
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        await Promise.all([pump(s, out), pump(s.stderr, err)]);
+        await s.exit(0);
+      },
+    });
+    const r: ExecResult = await exec(client, 'x');
+    assert.equal(r.stdout.length, out.length);
+    assert.equal(r.stderr.length, err.length);
+    assert.equal(sha256(r.stdout), sha256(out));
+    assert.equal(sha256(r.stderr), sha256(err));
+    assert.equal(r.code, 0);
+  });
+
+  it('a client that stops reading holds the writer back, and gets everything once it reads again', async (t) => {
+    const data = randomBytes(3 * MAX_WINDOW);
+    let finished = false;
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        await pump(s, data, 32 * 1024);
+        finished = true;
+        await s.exit(0);
+      },
+    });
+    const ch = await execChannel(client, 'x');
+    ch.pause();
+    const exit = once(ch, 'exit');
+    const closed = once(ch, 'close');
+    // The client's window (MAX_WINDOW) fills up; the server must then wait.
+    await waitFor(() => ch.readableLength >= MAX_WINDOW - 64 * 1024, 5000, 'client window to fill');
+    assert.equal(finished, false);
+    assert.ok(ch.readableLength <= MAX_WINDOW, `client buffered ${ch.readableLength} bytes, more than its window`);
+    const chunks: Buffer[] = [];
+    ch.on('data', (d: Buffer) => chunks.push(d));
+    ch.resume();
+    const [code] = await exit;
+    await closed;
+    const got = Buffer.concat(chunks);
+    assert.equal(got.length, data.length);
+    assert.equal(sha256(got), sha256(data));
+    assert.equal(code, 0);
+    assert.equal(finished, true);
+  });
+});
