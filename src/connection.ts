@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { Authenticator } from './auth.js';
 import { ChannelRejectReason, PendingChannel } from './channel.js';
 import { ConnectionContext } from './context.js';
-import { ConnectionClosedError, GlidesshError, TimeoutError, type TimeoutKind } from './errors.js';
+import { ConnectionClosedError, GlidesshError, HookError, TimeoutError, type TimeoutKind } from './errors.js';
 import type { ChannelHandler, Handler } from './hooks.js';
 import type { ServerOptions } from './options.js';
 import { Session } from './session.js';
@@ -91,10 +91,10 @@ export class Connection {
     const handshake = o.handshakeTimeout ?? 120_000;
     if (handshake > 0) this.handshakeTimer = this.timer('handshake', handshake);
     if (o.maxTimeout) this.timer('max', o.maxTimeout);
-    if (o.idleTimeout) {
-      const idle = this.timer('idle', o.idleTimeout);
-      socket.on('data', () => idle.refresh());
-    }
+    // The idle timer's 'data' listener goes on only once ssh2 owns the stream: attached now, it
+    // would switch the socket to flowing mode and lose what the client sends while an async
+    // connCallback or serverConfigCallback runs.
+    const idle = o.idleTimeout ? this.timer('idle', o.idleTimeout) : undefined;
     let stream: Duplex = socket;
     if (o.connCallback) {
       const result = await callHook(this.rt(), 'connCallback', o.connCallback, [ctx, socket], null);
@@ -107,6 +107,7 @@ export class Connection {
     }
     if (this.closed) return;
     await srv.inject(stream, this, ctx);
+    if (idle) stream.on('data', () => idle.refresh());
   }
 
   /** Resolves once the connection has closed. */
@@ -159,7 +160,12 @@ export class Connection {
       });
     }
     this.reachedConnection = true;
-    srv.server.emit('connection', ctx);
+    try {
+      srv.server.emit('connection', ctx);
+    } catch (err) {
+      // A throwing listener is the application's bug; it must not end this connection.
+      srv.report(new HookError("'connection' listener", err), ctx);
+    }
   }
 
   private rt(): Runtime {
@@ -238,14 +244,14 @@ export class Connection {
       try {
         srv.options.connectionFailedCallback(this.socket, err);
       } catch (e) {
-        srv.report(e, ctx);
+        srv.report(new HookError('connectionFailedCallback', e), ctx);
       }
     }
     if (this.reachedConnection && srv.options.connectionCloseCallback) {
       try {
         srv.options.connectionCloseCallback(ctx);
       } catch (e) {
-        srv.report(e, ctx);
+        srv.report(new HookError('connectionCloseCallback', e), ctx);
       }
     }
     for (const w of this.closeWaiters.splice(0)) w();

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type ssh2 from 'ssh2';
 import { Connection, type ServerInternals } from './connection.js';
 import type { ConnectionContext, Context } from './context.js';
-import { InvalidOptionError, ServerClosedError } from './errors.js';
+import { HookError, InvalidOptionError, ServerClosedError } from './errors.js';
 import type { Handler, Middleware, ServerConfig } from './hooks.js';
 import { generateHostKey, loadHostKey, type HostKey } from './keys.js';
 import { compose } from './middleware.js';
@@ -118,6 +118,11 @@ export class Server extends EventEmitter<ServerEvents> {
         resolve();
       });
     });
+    if (this.closed) {
+      // close()/shutdown() ran while binding: do not leave a listener nobody will close.
+      net.close();
+      throw new ServerClosedError();
+    }
     this.adopt(net);
     this.emit('listening');
     return net.address() as AddressInfo;
@@ -230,7 +235,7 @@ export class Server extends EventEmitter<ServerEvents> {
       try {
         config = (await cb(ctx)) ?? {};
       } catch (err) {
-        this.report(err, ctx);
+        this.report(new HookError('serverConfigCallback', err), ctx);
         connection.destroy();
         return;
       }

@@ -14,6 +14,7 @@ import { CrlfEncoder, parseTerminalModes } from './pty.js';
 import type { Permissions, Pty, Signal, Window } from './types.js';
 import {
   channelWritable,
+  onIncomingClose,
   replyChannelRequest,
   sendChannelRequest,
   sendExitSignal,
@@ -122,6 +123,11 @@ export class Session extends Duplex {
       if (event === 'signal' && this.signals.length > 0) process.nextTick(() => this.flushSignals());
     });
     channel.once('close', () => this.onChannelClose());
+    // ssh2 emits 'close' only once the channel's unread input is consumed: drain it (into the
+    // session's buffer once started, else nowhere) when the channel is closed.
+    onIncomingClose(channel, () => process.nextTick(() => {
+      while (channel.read() !== null);
+    }));
   }
 
   /** The exec command split by POSIX shell rules (see `splitCommand`); `[]` for a shell. */

@@ -404,6 +404,22 @@ export function sendExitSignal(
   return true;
 }
 
+/**
+ * Calls `cb` when the channel is closed by the client's CHANNEL_CLOSE or by the connection
+ * ending. ssh2 emits 'close' on a server channel only after its readable side emitted 'end',
+ * which never happens while the channel is paused or not read: a session whose stdin is not
+ * read (or not started) would never learn that it was closed. ssh2 marks the channel closed and
+ * then pushes EOF into it, so the wrapped `push` sees both.
+ */
+export function onIncomingClose(channel: Ssh2Channel, cb: () => void): void {
+  const push = channel.push.bind(channel);
+  channel.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    const more = push(chunk, encoding);
+    if (chunk === null && channel.incoming.state === 'closed') cb();
+    return more;
+  };
+}
+
 /** Whether our side may still send data on the channel. */
 export function channelWritable(channel: Ssh2Channel): boolean {
   return channel.outgoing.state === 'open';

@@ -68,7 +68,13 @@ export function collect(ch: ssh2.ClientChannel): Promise<ExecResult> {
       code = c;
       signal = s;
     });
-    ch.on('close', () => resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), code, signal }));
+    // ssh2's client also passes the exit status to 'close': use it when 'exit' fired before this
+    // listener existed (a fast server sends success, data, exit-status and close in one read).
+    ch.on('close', (c?: number | null, s?: string) => {
+      if (code === null && typeof c === 'number') code = c;
+      if (signal === undefined && typeof s === 'string') signal = s;
+      resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), code, signal });
+    });
   });
 }
 

@@ -86,7 +86,7 @@ function drain(ch: ssh2.ClientChannel): Promise<{ out: string; code: number | nu
     ch.on('data', (d: Buffer) => (out += d.toString()));
     ch.stderr.resume();
     ch.on('exit', (c: number | null) => (code = c));
-    ch.on('close', () => resolve({ out, code }));
+    ch.on("close", (c?: number | null) => resolve({ out, code: code ?? (typeof c === "number" ? c : null) }));
   });
 }
 
@@ -207,14 +207,16 @@ describe('listen, address and events', () => {
     assert.equal(closes, 1, "'close' is emitted once");
   });
 
-  it("a 'connection' listener that throws does not break the server", async () => {
+  it("a 'connection' listener that throws is reported on 'error' and the connection goes on", async () => {
     const ts = await startServer({ handler: hello });
-    // EventEmitter rethrows into the emitting code; the connection may die, the process must not.
     ts.server.once('connection', () => {
       throw new Error('listener boom');
     });
-    await connect(ts.port).then((c) => c.end(), () => undefined);
     assert.equal(await execOnce(ts.port), 'hello testuser\n');
+    const reported = ts.errors.find((e) => (e as GlidesshError).code === 'ERR_HOOK');
+    assert.ok(reported, 'the throw is reported');
+    assert.match(reported.message, /listener boom/);
+    assert.ok((reported as Error & { context?: unknown }).context, 'with the connection context');
     await ts.close();
   });
 });
@@ -238,6 +240,47 @@ describe('close and shutdown', () => {
     const fresh = new Server();
     await fresh.close();
     await assert.rejects(fresh.listen(0, '127.0.0.1'), { code: 'ERR_SERVER_CLOSED' });
+  });
+
+  it('listen() still binding when close() is called rejects with ERR_SERVER_CLOSED and leaves no listener', async () => {
+    for (const stop of ['close', 'shutdown'] as const) {
+      // Catch the net.Server that listen() creates.
+      const made: net.Server[] = [];
+      const realListen = net.Server.prototype.listen;
+      net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
+        made.push(this);
+        return (realListen as (...a: unknown[]) => net.Server).apply(this, args);
+      } as typeof realListen;
+      const server = new Server();
+      let listening: Promise<unknown>;
+      try {
+        listening = server.listen(0, '127.0.0.1');
+      } finally {
+        net.Server.prototype.listen = realListen;
+      }
+      const stopped = server[stop]();
+      await assert.rejects(listening, { code: 'ERR_SERVER_CLOSED' });
+      await within(stopped, 1000, stop);
+      assert.equal(server.address(), null);
+      assert.equal(made.length, 1);
+      assert.equal(made[0]!.listening, false, 'no listening socket left behind');
+    }
+  });
+
+  it('listen() on a port in use rejects with EADDRINUSE; the server can listen elsewhere', async () => {
+    const busy = net.createServer();
+    busy.listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    const server = new Server({ handler: hello });
+    try {
+      await assert.rejects(server.listen((busy.address() as net.AddressInfo).port, '127.0.0.1'), { code: 'EADDRINUSE' });
+      assert.equal(server.address(), null);
+      const { port } = await server.listen(0, '127.0.0.1');
+      assert.equal(await execOnce(port), 'hello testuser\n');
+    } finally {
+      busy.close();
+      await server.close();
+    }
   });
 
   it('close() and shutdown() are idempotent, in any order', async () => {
@@ -857,6 +900,56 @@ describe('connCallback', () => {
       await assert.rejects(connect(ts.port, { readyTimeout: 2000 }));
       await waitFor(() => ts.errors.length > 0, 1000, "'error' event");
       assert.equal((ts.errors[0] as GlidesshError).code, 'ERR_HOOK');
+    } finally {
+      await ts.close();
+    }
+  });
+});
+
+describe('hooks that throw', () => {
+  it('a throwing serverConfigCallback drops the connection and reports ERR_HOOK naming it', async () => {
+    const ts = await startServer({
+      handler: hello,
+      serverConfigCallback: () => {
+        throw new Error('scc boom');
+      },
+    });
+    try {
+      await assert.rejects(connect(ts.port, { readyTimeout: 2000 }));
+      await waitFor(() => ts.errors.length > 0, 1000, "'error' event");
+      const err = ts.errors[0] as GlidesshError & { hook?: string; context?: Context };
+      assert.equal(err.code, 'ERR_HOOK');
+      assert.equal(err.hook, 'serverConfigCallback');
+      assert.equal((err.cause as Error).message, 'scc boom');
+      assert.ok(err.context, 'err.context is set');
+    } finally {
+      await ts.close();
+    }
+  });
+
+  it('throwing connectionFailedCallback / connectionCloseCallback are reported as ERR_HOOK', async () => {
+    let dropNext = false;
+    const ts = await startServer({
+      handler: hello,
+      connCallback: () => (dropNext ? null : undefined),
+      connectionFailedCallback: () => {
+        throw new Error('failed boom');
+      },
+      connectionCloseCallback: () => {
+        throw new Error('close boom');
+      },
+    });
+    try {
+      assert.equal(await execOnce(ts.port), 'hello testuser\n');
+      await waitFor(() => ts.errors.length === 1, 1000, "'error' for connectionCloseCallback");
+      dropNext = true;
+      await assert.rejects(connect(ts.port, { readyTimeout: 2000 }));
+      await waitFor(() => ts.errors.length === 2, 1000, "'error' for connectionFailedCallback");
+      const [closeErr, failedErr] = ts.errors as Array<GlidesshError & { hook?: string }>;
+      assert.equal(closeErr!.code, 'ERR_HOOK');
+      assert.equal(closeErr!.hook, 'connectionCloseCallback');
+      assert.equal(failedErr!.code, 'ERR_HOOK');
+      assert.equal(failedErr!.hook, 'connectionFailedCallback');
     } finally {
       await ts.close();
     }
