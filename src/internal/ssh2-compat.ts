@@ -391,7 +391,11 @@ export function sendExitStatus(conn: Ssh2Connection, channel: Ssh2Channel, code:
   return true;
 }
 
-/** Sends exit-signal (see {@link sendExitStatus}). */
+/**
+ * Sends exit-signal (see {@link sendExitStatus}); a leading `SIG` is dropped. Built here because
+ * ssh2's `exitSignal()` throws for any name outside the RFC 4254 list, which RFC 4254 §6.10
+ * allows ("XCPU", "name@domain"), and a throw there would leave the channel open.
+ */
 export function sendExitSignal(
   conn: Ssh2Connection,
   channel: Ssh2Channel,
@@ -400,7 +404,18 @@ export function sendExitSignal(
   message: string,
 ): boolean {
   if (channel.outgoing.state !== 'open' && channel.outgoing.state !== 'eof') return false;
-  conn._protocol.exitSignal(channel.outgoing.id, signal, coreDumped, message);
+  const name = signal.startsWith('SIG') && signal.length > 3 ? signal.slice(3) : signal;
+  const payload = new WireWriter()
+    .byte(MESSAGE.CHANNEL_REQUEST!)
+    .uint32(channel.outgoing.id)
+    .string('exit-signal')
+    .bool(false)
+    .string(name)
+    .bool(coreDumped)
+    .string(message)
+    .string('')
+    .toBuffer();
+  sendPayload(conn, payload, false);
   return true;
 }
 

@@ -17,6 +17,9 @@ import type { Context, ServerOptions, Session, Window } from '../../src/index.js
 
 const { MAX_WINDOW } = channelModule;
 
+/** Every test is bounded: a missing feature must fail, not hang. */
+const T = { timeout: 10_000 };
+
 interface Setup {
   srv: TestServer;
   client: ssh2.Client;
@@ -42,27 +45,46 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } 
   return { promise, resolve };
 }
 
-/** Opens an exec channel with the ssh2 client API. */
-function execChannel(client: ssh2.Client, command: string, opts: ssh2.ExecOptions = {}): Promise<ssh2.ClientChannel> {
+/** A client channel whose output and exit are recorded from the moment it exists. */
+interface Run {
+  ch: ssh2.ClientChannel;
+  /** Resolves when the channel closed. */
+  done: Promise<ExecResult>;
+  /** stdout received so far. */
+  stdout(): string;
+  /** The arguments of the channel's 'close' event (ssh2 passes the exit status or signal). */
+  closeArgs: unknown[] | undefined;
+}
+
+/** Records a channel's output; call it synchronously when the channel is handed over. */
+function track(ch: ssh2.ClientChannel): Run {
+  const out: Buffer[] = [];
+  const run: Run = {
+    ch,
+    done: collect(ch),
+    stdout: () => Buffer.concat(out).toString(),
+    closeArgs: undefined,
+  };
+  ch.on('data', (d: Buffer) => out.push(d));
+  ch.on('close', (...args: unknown[]) => (run.closeArgs = args));
+  return run;
+}
+
+/** Opens an exec channel with the ssh2 client API, tracked before any data can be missed. */
+function startExec(client: ssh2.Client, command: string, opts: ssh2.ExecOptions = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    client.exec(command, opts, (err, ch) => (err ? reject(err) : resolve(ch)));
+    client.exec(command, opts, (err, ch) => (err ? reject(err) : resolve(track(ch))));
   });
 }
 
-/** Resolves with the first `n` bytes of stdout, as a string. */
-function readStdout(ch: ssh2.ClientChannel, n: number): Promise<string> {
-  return new Promise((resolve) => {
-    let buf = '';
-    const onData = (d: Buffer): void => {
-      buf += d.toString();
-      if (buf.length >= n) {
-        ch.off('data', onData);
-        resolve(buf);
-      }
-    };
-    ch.on('data', onData);
-  });
+/** Opens a bare session channel (no request sent yet) and tracks it. */
+async function startRaw(client: ssh2.Client): Promise<Run> {
+  return track(await openChannel(client, 'session'));
 }
+
+/** Waits until stdout so far equals `text`. */
+const stdoutIs = (run: Run, text: string): Promise<void> =>
+  waitFor(() => run.stdout() === text, 2000, `stdout ${JSON.stringify(text)} (got ${JSON.stringify(run.stdout())})`);
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -81,7 +103,7 @@ const untilClosed = (s: Session): Promise<void> =>
   });
 
 describe('session output and exit status', () => {
-  it('stdout bytes arrive exactly and the exit status is 0', async (t) => {
+  it('stdout bytes arrive exactly and the exit status is 0', T, async (t) => {
     const { client } = await setup(t, {
       handler: async (s) => {
         s.write('hello world\n');
@@ -96,7 +118,7 @@ describe('session output and exit status', () => {
     assert.equal(r.signal, undefined);
   });
 
-  it('stderr bytes arrive exactly on the extended-data stream', async (t) => {
+  it('stderr bytes arrive exactly on the extended-data stream', T, async (t) => {
     const { client } = await setup(t, {
       handler: async (s) => {
         s.stderr.write('error output\n');
@@ -110,7 +132,7 @@ describe('session output and exit status', () => {
     assert.equal(r.code, 0);
   });
 
-  it('echoes 1 MiB of stdin exactly, and writing and exit(7) still work after the for-await loop ended', async (t) => {
+  it('echoes 1 MiB of stdin exactly, and writing and exit(7) still work after the for-await loop ended', T, async (t) => {
     const payload = randomBytes(1024 * 1024);
     let loopEnded = false;
     const { client } = await setup(t, {
@@ -130,13 +152,53 @@ describe('session output and exit status', () => {
     assert.equal(r.code, 7);
   });
 
-  it('user is the name the client authenticated as', async (t) => {
+  it('stdin data and EOF sent right behind the exec request (before its reply) reach the handler', T, async (t) => {
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        const chunks: Buffer[] = [];
+        for await (const c of s) chunks.push(c as Buffer);
+        s.write(`got:${Buffer.concat(chunks).toString()}`);
+      },
+    });
+    const run = await startRaw(client);
+    const reply = channelRequest(client, run.ch, 'exec', true, new Wire().str('cat').buf());
+    run.ch.write('early ');
+    run.ch.end('bytes');
+    assert.equal(await reply, true);
+    const r = await run.done;
+    assert.equal(r.stdout.toString(), 'got:early bytes');
+    assert.equal(r.code, 0);
+  });
+
+  it('breaking out of a for-await loop over stdin does not destroy the session', T, async (t) => {
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        let first = '';
+        for await (const c of s) {
+          first = String(c);
+          break;
+        }
+        assert.equal(s.destroyed, false);
+        s.write(`first=${first};`);
+        s.stderr.write('still here');
+        await s.exit(7);
+      },
+    });
+    const run = await startExec(client, 'x');
+    run.ch.write('hello');
+    const r = await run.done;
+    assert.equal(r.stdout.toString(), 'first=hello;');
+    assert.equal(r.stderr.toString(), 'still here');
+    assert.equal(r.code, 7);
+  });
+
+  it('user is the name the client authenticated as', T, async (t) => {
     const { client } = await setup(t, { handler: (s) => void s.write(`user=${s.user}`) }, { username: 'alice-42' });
     const r = await exec(client, 'x');
     assert.equal(r.stdout.toString(), 'user=alice-42');
   });
 
-  it('a handler that returns without exit() exits with status 0', async (t) => {
+  it('a handler that returns without exit() exits with status 0', T, async (t) => {
     const { client } = await setup(t, {
       handler: (s) => {
         s.write('done');
@@ -147,7 +209,7 @@ describe('session output and exit status', () => {
     assert.equal(r.code, 0);
   });
 
-  it('exit(0) sends status 0 and closes the channel while the handler is still running', async (t) => {
+  it('exit(0) sends status 0 and closes the channel while the handler is still running', T, async (t) => {
     let afterExit = false;
     const { client } = await setup(t, {
       handler: async (s) => {
@@ -163,13 +225,13 @@ describe('session output and exit status', () => {
     await waitFor(() => afterExit, 2000, 'handler to see the channel closed');
   });
 
-  it('exit(1) gives the client exit code 1', async (t) => {
+  it('exit(1) gives the client exit code 1', T, async (t) => {
     const { client } = await setup(t, { handler: (s) => s.exit(1) });
     const r = await exec(client, 'x');
     assert.equal(r.code, 1);
   });
 
-  it('a second exit() rejects with ERR_SESSION_EXITED and the first status stands', async (t) => {
+  it('a second exit() rejects with ERR_SESSION_EXITED and the first status stands', T, async (t) => {
     const second = deferred<unknown>();
     const concurrent = deferred<unknown>();
     const { client, srv } = await setup(t, {
@@ -197,18 +259,36 @@ describe('session output and exit status', () => {
     assert.equal(srv.errors.length, 0);
   });
 
-  it("exitSignal('TERM', false, 'msg') reaches the client as an exit signal", async (t) => {
+  it("exitSignal('TERM', false, 'msg') reaches the client as an exit signal", T, async (t) => {
     const { client } = await setup(t, { handler: (s) => s.exitSignal('TERM', false, 'terminated by test') });
-    const ch = await execChannel(client, 'x');
-    const exitArgs = deferred<unknown[]>();
-    ch.on('exit', (...args: unknown[]) => exitArgs.resolve(args));
-    const r = await collect(ch);
-    // ssh2 puts "SIG" in front of the name it received ("TERM" on the wire).
-    assert.deepEqual(await exitArgs.promise, [null, 'SIGTERM', false, 'terminated by test']);
+    const run = await startExec(client, 'x');
+    const r = await run.done;
+    // ssh2 passes the exit signal to 'close' and puts "SIG" in front of the name it received
+    // ("TERM" on the wire).
+    assert.deepEqual(run.closeArgs, [null, 'SIGTERM', false, 'terminated by test']);
     assert.equal(r.code, null);
+    assert.equal(r.signal, 'SIGTERM');
   });
 
-  it("a handler that throws gives exit code 1 and the error goes to 'error' with err.context", async (t) => {
+  it('exitSignal sends signal names outside the RFC list (XCPU, name@domain) and a SIG prefix is dropped', T, async (t) => {
+    const names = ['XCPU', 'timeout@example.com', 'SIGHUP'];
+    let i = 0;
+    const { client, srv } = await setup(t, { handler: (s) => s.exitSignal(names[i++]!, i === 1, `m${i}`) });
+    const seen: unknown[] = [];
+    for (let n = 0; n < names.length; n++) {
+      const run = await startExec(client, 'x');
+      await run.done;
+      seen.push(run.closeArgs);
+    }
+    assert.deepEqual(seen, [
+      [null, 'SIGXCPU', true, 'm1'],
+      [null, 'SIGtimeout@example.com', false, 'm2'],
+      [null, 'SIGHUP', false, 'm3'],
+    ]);
+    assert.deepEqual(srv.errors, []);
+  });
+
+  it("a handler that throws gives exit code 1 and the error goes to 'error' with err.context", T, async (t) => {
     const boom = new Error('handler boom');
     let seenCtx: Context | undefined;
     const { client, srv } = await setup(t, {
@@ -228,7 +308,7 @@ describe('session output and exit status', () => {
     assert.equal((srv.errors[0] as Error & { context?: Context }).context, seenCtx);
   });
 
-  it('a handler that rejects asynchronously also gives exit code 1', async (t) => {
+  it('a handler that rejects asynchronously also gives exit code 1', T, async (t) => {
     const { client, srv } = await setup(t, {
       handler: async () => {
         await new Promise((r) => setImmediate(r));
@@ -241,21 +321,21 @@ describe('session output and exit status', () => {
     assert.equal(srv.errors[0]!.message, 'async boom');
   });
 
-  it('with no handler, shell and exec are refused and the connection keeps working', async (t) => {
+  it('with no handler, shell and exec are refused and the connection keeps working', T, async (t) => {
     const { client, srv } = await setup(t, {});
-    await assert.rejects(execChannel(client, 'ls'), /Unable to exec/);
+    await assert.rejects(startExec(client, 'ls'), /Unable to exec/);
     await assert.rejects(
       new Promise((resolve, reject) => client.shell((err, ch) => (err ? reject(err) : resolve(ch)))),
       /Unable to open shell/,
     );
     // Refused again on a fresh channel: the connection is alive.
-    await assert.rejects(execChannel(client, 'ls'), /Unable to exec/);
+    await assert.rejects(startExec(client, 'ls'), /Unable to exec/);
     assert.deepEqual(srv.errors, []);
   });
 });
 
 describe('session metadata', () => {
-  it("rawCommand is the exec command as sent and command splits it (ls -la 'a b')", async (t) => {
+  it("rawCommand is the exec command as sent and command splits it (ls -la 'a b')", T, async (t) => {
     const { client } = await setup(t, {
       handler: (s) => void s.write(JSON.stringify({ raw: s.rawCommand, command: s.command, sub: s.subsystem })),
     });
@@ -263,7 +343,7 @@ describe('session metadata', () => {
     assert.deepEqual(JSON.parse(r.stdout.toString()), { raw: "ls  -la 'a b'", command: ['ls', '-la', 'a b'], sub: '' });
   });
 
-  it('a shell has rawCommand "" and command []', async (t) => {
+  it('a shell has rawCommand "" and command []', T, async (t) => {
     const { client } = await setup(t, {
       handler: (s) => void s.write(JSON.stringify({ raw: s.rawCommand, command: s.command })),
     });
@@ -276,19 +356,19 @@ describe('session metadata', () => {
     assert.equal(r.code, 0);
   });
 
-  it('environ holds the env requests as "K=V" in arrival order', async (t) => {
+  it('environ holds the env requests as "K=V" in arrival order', T, async (t) => {
     const { client } = await setup(t, { handler: (s) => void s.write(JSON.stringify(s.environ)) });
     const r = await exec(client, 'env', { env: { ZED: 'last?', ALPHA: 'a b=c', EMPTY: '' } });
     assert.deepEqual(JSON.parse(r.stdout.toString()), ['ZED=last?', 'ALPHA=a b=c', 'EMPTY=']);
   });
 
-  it('environ is empty without env requests', async (t) => {
+  it('environ is empty without env requests', T, async (t) => {
     const { client } = await setup(t, { handler: (s) => void s.write(JSON.stringify(s.environ)) });
     const r = await exec(client, 'env');
     assert.equal(r.stdout.toString(), '[]');
   });
 
-  it('ctx values set in passwordHandler are visible through s.context.get()', async (t) => {
+  it('ctx values set in passwordHandler are visible through s.context.get()', T, async (t) => {
     const key = Symbol('role');
     let authCtx: Context | undefined;
     const { client } = await setup(
@@ -317,7 +397,7 @@ describe('session metadata', () => {
     assert.deepEqual(JSON.parse(r.stdout.toString()), { role: 'admin', sym: { level: 7 }, missing: null, same: true });
   });
 
-  it('s.permissions is a copy of what the auth handler granted', async (t) => {
+  it('s.permissions is a copy of what the auth handler granted', T, async (t) => {
     const results: unknown[] = [];
     const { client } = await setup(
       t,
@@ -355,18 +435,18 @@ describe('session metadata', () => {
 });
 
 describe('session pty', () => {
-  it('term, window size, pixel sizes and modes come from the pty-req', async (t) => {
+  it('term, window size, pixel sizes and modes come from the pty-req', T, async (t) => {
     const seen = deferred<unknown>();
     const { client } = await setup(t, {
       handler: (s) => {
         seen.resolve(s.pty ? { term: s.pty.term, window: { ...s.pty.window }, modes: { ...s.pty.modes } } : 'no pty');
       },
     });
-    const ch = await openChannel(client, 'session');
+    const { ch, done } = await startRaw(client);
     const modes = encodeTerminalModes({ VINTR: 3, ECHO: 1, TTY_OP_ISPEED: 38400 });
     assert.equal(await channelRequest(client, ch, 'pty-req', true, ptyData('xterm-256color', 120, 40, modes, [960, 640])), true);
     assert.equal(await channelRequest(client, ch, 'shell', true), true);
-    const r = await collect(ch);
+    const r = await done;
     assert.equal(r.code, 0);
     assert.deepEqual(await seen.promise, {
       term: 'xterm-256color',
@@ -375,12 +455,12 @@ describe('session pty', () => {
     });
   });
 
-  it('without a pty-req s.pty is undefined', async (t) => {
+  it('without a pty-req s.pty is undefined', T, async (t) => {
     const { client } = await setup(t, { handler: (s) => void s.write(String(s.pty)) });
     assert.equal((await exec(client, 'x')).stdout.toString(), 'undefined');
   });
 
-  it('under a pty, \\n becomes \\r\\n on stdout and stderr and \\r\\n stays as is', async (t) => {
+  it('under a pty, \\n becomes \\r\\n on stdout and stderr and \\r\\n stays as is', T, async (t) => {
     const { client } = await setup(t, {
       handler: (s) => {
         s.write('a\nb\r\nc\n');
@@ -395,7 +475,7 @@ describe('session pty', () => {
     assert.equal(r.code, 0);
   });
 
-  it('without a pty, output is not translated', async (t) => {
+  it('without a pty, output is not translated', T, async (t) => {
     const { client } = await setup(t, {
       handler: (s) => {
         s.write('a\nb\r\nc\n');
@@ -407,7 +487,7 @@ describe('session pty', () => {
     assert.equal(r.stderr.toString(), 'e\nf\r\n');
   });
 
-  it('windowChanges() yields the initial window, then each accepted change, and ends when the client closes the channel', async (t) => {
+  it('windowChanges() yields the initial window, then each accepted change, and ends when the client closes the channel', T, async (t) => {
     const seen: Window[] = [];
     const events: Window[] = [];
     let ended = false;
@@ -424,12 +504,11 @@ describe('session pty', () => {
         ended = true;
       },
     });
-    const ch = await openChannel(client, 'session');
-    const ready = readStdout(ch, 5);
-    ch.on('data', () => undefined);
+    const run = await startRaw(client);
+    const { ch } = run;
     assert.equal(await channelRequest(client, ch, 'pty-req', true, ptyData('vt100', 80, 24, undefined, [640, 480])), true);
     assert.equal(await channelRequest(client, ch, 'shell', true), true);
-    assert.equal(await ready, 'ready');
+    await stdoutIs(run, 'ready');
     assert.equal(await channelRequest(client, ch, 'window-change', true, windowData(100, 30, [1000, 600])), true);
     assert.equal(await channelRequest(client, ch, 'window-change', true, windowData(132, 43)), true);
     // A refused change (0 rows) is not yielded.
@@ -449,7 +528,7 @@ describe('session pty', () => {
     assert.deepEqual(session!.pty!.window, { width: 132, height: 43, widthPixels: 0, heightPixels: 0 });
   });
 
-  it("'window-change' is emitted for a window-change sent without want-reply", async (t) => {
+  it("'window-change' is emitted for a window-change sent without want-reply", T, async (t) => {
     const got = deferred<Window>();
     const { client } = await setup(t, {
       handler: async (s) => {
@@ -458,8 +537,9 @@ describe('session pty', () => {
         await untilClosed(s);
       },
     });
-    const ch = await execChannel(client, 'x', { pty: { term: 'xterm', cols: 80, rows: 24 } });
-    assert.equal(await readStdout(ch, 5), 'ready');
+    const run = await startExec(client, 'x', { pty: { term: 'xterm', cols: 80, rows: 24 } });
+    const { ch } = run;
+    await stdoutIs(run, 'ready');
     ch.setWindow(50, 150, 500, 1500);
     assert.deepEqual(await got.promise, { width: 150, height: 50, widthPixels: 1500, heightPixels: 500 });
     ch.close();
@@ -467,7 +547,7 @@ describe('session pty', () => {
 });
 
 describe('session signals and break', () => {
-  it('signals sent before the handler attached its listener are delivered in order (INT, KILL) when it attaches', async (t) => {
+  it('signals sent before the handler attached its listener are delivered in order (INT, KILL) when it attaches', T, async (t) => {
     const gate = deferred();
     const got: string[] = [];
     const { client } = await setup(t, {
@@ -477,7 +557,7 @@ describe('session signals and break', () => {
         await untilClosed(s);
       },
     });
-    const ch = await execChannel(client, 'sleep');
+    const { ch } = await startExec(client, 'sleep');
     ch.signal('INT');
     ch.signal('SIGKILL');
     // Requests are handled in order: once this one is answered both signals were buffered.
@@ -493,7 +573,7 @@ describe('session signals and break', () => {
     ch.close();
   });
 
-  it('at most 128 signals are buffered while no listener is attached', async (t) => {
+  it('at most 128 signals are buffered while no listener is attached', T, async (t) => {
     const gate = deferred();
     const got: string[] = [];
     const { client } = await setup(t, {
@@ -503,7 +583,7 @@ describe('session signals and break', () => {
         await untilClosed(s);
       },
     });
-    const ch = await execChannel(client, 'sleep');
+    const { ch } = await startExec(client, 'sleep');
     for (let i = 0; i < 200; i++) await channelRequest(client, ch, 'signal', false, new Wire().str(`X${i}`).buf());
     assert.equal(await channelRequest(client, ch, 'foo@example.com', true), false);
     gate.resolve();
@@ -521,7 +601,7 @@ describe('session signals and break', () => {
     ch.close();
   });
 
-  it("'break' with a listener is answered true and the listener gets the length", async (t) => {
+  it("'break' with a listener is answered true and the listener gets the length", T, async (t) => {
     const lengths: number[] = [];
     const { client } = await setup(t, {
       handler: async (s) => {
@@ -530,8 +610,9 @@ describe('session signals and break', () => {
         await untilClosed(s);
       },
     });
-    const ch = await execChannel(client, 'x');
-    assert.equal(await readStdout(ch, 5), 'ready');
+    const run = await startExec(client, 'x');
+    const { ch } = run;
+    await stdoutIs(run, 'ready');
     assert.equal(await channelRequest(client, ch, 'break', true, new Wire().u32(750).buf()), true);
     assert.deepEqual(lengths, [750]);
     assert.equal(await channelRequest(client, ch, 'break', true, new Wire().u32(0).buf()), true);
@@ -539,7 +620,7 @@ describe('session signals and break', () => {
     ch.close();
   });
 
-  it("'break' without a listener is answered false and the session still exits 0", async (t) => {
+  it("'break' without a listener is answered false and the session still exits 0", T, async (t) => {
     const gate = deferred();
     const { client } = await setup(t, {
       handler: async (s) => {
@@ -547,8 +628,7 @@ describe('session signals and break', () => {
         await gate.promise;
       },
     });
-    const ch = await execChannel(client, 'x');
-    const done = collect(ch);
+    const { ch, done } = await startExec(client, 'x');
     assert.equal(await channelRequest(client, ch, 'break', true, new Wire().u32(500).buf()), false);
     gate.resolve();
     const r = await done;
@@ -558,7 +638,7 @@ describe('session signals and break', () => {
 });
 
 describe('session requests to the client and lifetime', () => {
-  it('sendRequest resolves with the client answer (ssh2 refuses unknown requests) and true without want-reply', async (t) => {
+  it('sendRequest resolves with the client answer (ssh2 refuses unknown requests) and true without want-reply', T, async (t) => {
     const answers = deferred<unknown[]>();
     const { client } = await setup(t, {
       handler: async (s) => {
@@ -572,7 +652,7 @@ describe('session requests to the client and lifetime', () => {
     assert.equal(r.code, 0);
   });
 
-  it('sendRequest rejects with ERR_CHANNEL_CLOSED once the channel is closed', async (t) => {
+  it('sendRequest rejects with ERR_CHANNEL_CLOSED once the channel is closed', T, async (t) => {
     const result = deferred<unknown>();
     const { client } = await setup(t, {
       handler: async (s) => {
@@ -589,7 +669,7 @@ describe('session requests to the client and lifetime', () => {
     assert.equal(((await result.promise) as { code?: string }).code, 'ERR_CHANNEL_CLOSED');
   });
 
-  it('session.signal aborts when the client closes the channel', async (t) => {
+  it('session.signal aborts when the client closes the channel', T, async (t) => {
     let session: Session | undefined;
     let abortedAt = -1;
     const { client } = await setup(t, {
@@ -600,8 +680,9 @@ describe('session requests to the client and lifetime', () => {
         await untilClosed(s);
       },
     });
-    const ch = await execChannel(client, 'x');
-    assert.equal(await readStdout(ch, 5), 'ready');
+    const run = await startExec(client, 'x');
+    const { ch } = run;
+    await stdoutIs(run, 'ready');
     assert.equal(session!.signal.aborted, false);
     ch.close();
     await waitFor(() => abortedAt > 0, 2000, 'session.signal to abort');
@@ -610,8 +691,40 @@ describe('session requests to the client and lifetime', () => {
   });
 });
 
+describe('session close with unread stdin', () => {
+  for (const how of ['the client closes the channel', 'the connection ends'] as const) {
+    it(`session.signal aborts when ${how} while stdin is not read, and the stdin sent is still readable`, T, async (t) => {
+      const data = randomBytes(256 * 1024);
+      let session: Session | undefined;
+      let aborted = false;
+      const read = deferred<Buffer>();
+      const { client } = await setup(t, {
+        handler: async (s) => {
+          session = s;
+          await untilClosed(s);
+          aborted = true;
+          const chunks: Buffer[] = [];
+          for await (const c of s) chunks.push(c as Buffer);
+          read.resolve(Buffer.concat(chunks));
+        },
+      });
+      const { ch } = await startExec(client, 'x');
+      await waitFor(() => session !== undefined, 2000, 'handler');
+      await new Promise<void>((resolve, reject) => ch.write(data, (err) => (err ? reject(err) : resolve())));
+      // The session's read buffer is full: it stopped reading from the channel.
+      await waitFor(() => session!.readableLength >= session!.readableHighWaterMark, 2000, 'stdin to back up');
+      if (how === 'the client closes the channel') ch.close();
+      else client.end();
+      await waitFor(() => aborted, 3000, 'session.signal to abort');
+      const got = await read.promise;
+      assert.equal(got.length, data.length);
+      assert.equal(sha256(got), sha256(data));
+    });
+  }
+});
+
 describe('session flow control', () => {
-  it('8 MiB on stdout and 8 MiB on stderr written concurrently both arrive completely', async (t) => {
+  it('8 MiB on stdout and 8 MiB on stderr written concurrently both arrive completely', T, async (t) => {
     const out = randomBytes(8 * 1024 * 1024);
     const err = randomBytes(8 * 1024 * 1024);
     const { client } = await setup(t, {
@@ -628,7 +741,7 @@ describe('session flow control', () => {
     assert.equal(r.code, 0);
   });
 
-  it('a client that stops reading holds the writer back, and gets everything once it reads again', async (t) => {
+  it('a client that stops reading holds the writer back, and gets everything once it reads again', T, async (t) => {
     const data = randomBytes(3 * MAX_WINDOW);
     let finished = false;
     const { client } = await setup(t, {
@@ -638,19 +751,26 @@ describe('session flow control', () => {
         await s.exit(0);
       },
     });
-    const ch = await execChannel(client, 'x');
-    ch.pause();
-    const exit = once(ch, 'exit');
-    const closed = once(ch, 'close');
-    // The client's window (MAX_WINDOW) fills up; the server must then wait.
-    await waitFor(() => ch.readableLength >= MAX_WINDOW - 64 * 1024, 5000, 'client window to fill');
+    const { ch, closed } = await new Promise<{ ch: ssh2.ClientChannel; closed: Promise<unknown[]> }>((resolve, reject) =>
+      client.exec('x', (err, c) => {
+        if (err) return reject(err);
+        // Not reading: nothing consumes what arrives, so the client stops adjusting its window.
+        c.pause();
+        resolve({ ch: c, closed: once(c, 'close') });
+      }),
+    );
+    // ssh2's client keeps adjusting its window until its stream buffer (MAX_WINDOW) is full,
+    // then stops: the window it granted runs out and the server must wait.
+    const incoming = (ch as unknown as { incoming: { window: number } }).incoming;
+    await waitFor(() => incoming.window === 0, 5000, 'client window to be used up');
     assert.equal(finished, false);
-    assert.ok(ch.readableLength <= MAX_WINDOW, `client buffered ${ch.readableLength} bytes, more than its window`);
+    assert.ok(ch.readableLength >= MAX_WINDOW, `client buffered only ${ch.readableLength} bytes`);
+    assert.ok(ch.readableLength <= 2 * MAX_WINDOW, `client buffered ${ch.readableLength} bytes, more than it granted`);
+    assert.ok(ch.readableLength < data.length);
     const chunks: Buffer[] = [];
     ch.on('data', (d: Buffer) => chunks.push(d));
     ch.resume();
-    const [code] = await exit;
-    await closed;
+    const [code] = await closed;
     const got = Buffer.concat(chunks);
     assert.equal(got.length, data.length);
     assert.equal(sha256(got), sha256(data));
