@@ -18,8 +18,14 @@ export async function sshClientVersion(): Promise<string | null> {
   return (r.stderr || r.stdout).trim();
 }
 
-/** Client options shared by every run: no config, no prompts, no multiplexing, fixed KEX. */
-export function sshArgs(port: number, user: string, cipher: Cipher, identity?: string): string[] {
+/** Client options shared by every run: no config, no prompts, fixed KEX and host key type. */
+export function sshArgs(
+  port: number,
+  user: string,
+  cipher: Cipher,
+  identity?: string,
+  control?: { path: string; master: boolean },
+): string[] {
   return [
     '-F', '/dev/null',
     '-p', String(port),
@@ -32,13 +38,52 @@ export function sshArgs(port: number, user: string, cipher: Cipher, identity?: s
     '-o', 'UserKnownHostsFile=/dev/null',
     '-o', 'GlobalKnownHostsFile=/dev/null',
     '-o', 'BatchMode=yes',
-    '-o', 'ControlMaster=no',
-    '-o', 'ControlPath=none',
     '-o', 'ConnectTimeout=10',
+    '-o', 'ServerAliveInterval=0',
     '-o', 'LogLevel=ERROR',
+    ...(control
+      ? ['-o', `ControlPath=${control.path}`, '-o', `ControlMaster=${control.master ? 'yes' : 'no'}`, '-o', 'ControlPersist=no']
+      : ['-o', 'ControlMaster=no', '-o', 'ControlPath=none']),
     ...(identity ? ['-i', identity, '-o', 'IdentitiesOnly=yes'] : ['-o', 'IdentitiesOnly=yes', '-o', 'IdentityFile=/dev/null']),
     `${user}@127.0.0.1`,
   ];
+}
+
+export interface Master {
+  /** Args for `ssh` clients that run their sessions over the master's connection. */
+  args: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts an OpenSSH ControlMaster (`ssh -M -N`) and resolves once it accepts sessions. Its
+ * clients hand their stdin/stdout descriptors to the master, which does the crypto and the
+ * I/O itself: the data path is that of a plain `ssh`, without the handshake.
+ */
+export async function startMaster(port: number, user: string, cipher: Cipher, path: string, identity?: string): Promise<Master> {
+  const master = spawnTracked('ssh', ['-M', '-N', ...sshArgs(port, user, cipher, identity, { path, master: true })], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  master.stderr?.on('data', (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString();
+  });
+  const args = sshArgs(port, user, cipher, identity, { path, master: false });
+  const stop = async (): Promise<void> => {
+    if (master.exitCode !== null || master.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => master.once('exit', () => resolve()));
+    master.kill('SIGTERM');
+    await Promise.race([exited, sleep(3_000)]);
+    if (master.exitCode === null && master.signalCode === null) master.kill('SIGKILL');
+  };
+  for (let i = 0; i < 100; i++) {
+    if (master.exitCode !== null) throw new Error(`ssh master exited ${master.exitCode}: ${stderr.trim()}`);
+    const r = await runCommand('ssh', ['-O', 'check', ...args], 5_000);
+    if (r.code === 0) return { args, stop };
+    await sleep(50);
+  }
+  await stop();
+  throw new Error(`ssh master for port ${port} not ready: ${stderr.trim()}`);
 }
 
 export interface SshRun {

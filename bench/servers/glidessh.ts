@@ -53,25 +53,27 @@ function closed(s: Session): Promise<void> {
   });
 }
 
-/** Resolves on 'drain', or when the channel closes (then no 'drain' will come). */
-function drained(s: Session): Promise<void> {
-  return new Promise((resolve) => {
-    if (s.signal.aborted) return resolve();
-    const done = (): void => {
-      s.off('drain', done);
-      s.signal.removeEventListener('abort', done);
-      resolve();
-    };
-    s.once('drain', done);
-    s.signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 async function source(s: Session, bytes: number): Promise<void> {
-  let left = bytes;
-  while (left > 0 && !s.signal.aborted) {
-    const len = Math.min(left, CHUNK);
-    left -= len;
-    if (!s.write(len === CHUNK ? LINES : LINES.subarray(0, len))) await drained(s);
+  // One 'drain' and one 'abort' listener for the whole stream; each full buffer waits for either.
+  let wake: (() => void) | undefined;
+  const onEvent = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  s.on('drain', onEvent);
+  s.signal.addEventListener('abort', onEvent, { once: true });
+  try {
+    let left = bytes;
+    while (left > 0 && !s.signal.aborted) {
+      const len = Math.min(left, CHUNK);
+      left -= len;
+      if (!s.write(len === CHUNK ? LINES : LINES.subarray(0, len)) && !s.signal.aborted) {
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    }
+  } finally {
+    s.off('drain', onEvent);
+    s.signal.removeEventListener('abort', onEvent);
   }
 }
