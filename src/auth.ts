@@ -44,6 +44,8 @@ export class Authenticator {
   private failures = 0;
   private attempt = 0;
   private readonly signed: Array<{ data: Buffer; signature: Buffer }> = [];
+  /** The previous attempt's decision; the next one waits for it (see `handle`). */
+  private previous: Promise<void> = Promise.resolve();
   /** Called once when the connection is authenticated. */
   onSuccess: (() => void) | undefined;
   /** Called when the client failed too many times (the connection is then closed). */
@@ -69,14 +71,19 @@ export class Authenticator {
 
   /** Handles ssh2's `authentication` event. Never throws. */
   handle(a: Ssh2AuthContext): void {
-    void this.decide(a).catch((err: unknown) => {
-      this.rt.report(err);
-      this.finish(a, false);
-    });
+    // A new request can supersede a keyboard-interactive attempt whose handler is still running
+    // (RFC 4252 §5). Its handler still holds `ctx` and would write into the next attempt's
+    // fresh `ctx.permissions`; so the next attempt starts only once it has settled.
+    const id = ++this.attempt;
+    this.previous = this.previous.then(() =>
+      this.decide(a, id).catch((err: unknown) => {
+        this.rt.report(err);
+        if (id === this.attempt) this.finish(a, false);
+      }),
+    );
   }
 
-  private async decide(a: Ssh2AuthContext): Promise<void> {
-    const id = ++this.attempt;
+  private async decide(a: Ssh2AuthContext, id: number): Promise<void> {
     const ctx = this.rt.ctx;
     const o = this.rt.options;
     // Fresh state for every attempt.
@@ -127,6 +134,7 @@ export class Authenticator {
         if (!handler || typeof a.prompt !== 'function') break;
         const challenge: KeyboardInteractiveChallenge = (name, instruction, questions) =>
           new Promise<string[]>((resolve, reject) => {
+            if (id !== this.attempt) return reject(new Error('Authentication request aborted'));
             a.prompt!(
               questions.map((q) => ({ prompt: String(q.prompt), echo: Boolean(q.echo) })),
               String(name ?? ''),

@@ -8,10 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, afterEach, describe, test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import ssh2 from 'ssh2';
-import { exec, startServer, waitFor } from '../helpers/harness.js';
+import { delay, exec, startServer, waitFor, type TestServer } from '../helpers/harness.js';
 import { parseAuthorizedKey, type Context, type Permissions, type PublicKey, type ServerOptions } from '../../src/index.js';
 
 type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -54,6 +54,28 @@ const keys = {
 
 // ---------------------------------------------------------------- client helpers
 
+/** Every test is bounded, so a regression fails instead of hanging the run. */
+const test = (name: string, fn: () => Promise<void>): void => {
+  nodeTest(name, { timeout: 5000 }, fn);
+};
+
+/** Clients still open when a test ends (e.g. one that got in although it must not). */
+const openClients = new Set<ssh2.Client>();
+const openServers = new Set<TestServer>();
+afterEach(async () => {
+  for (const c of openClients) c.destroy();
+  openClients.clear();
+  await Promise.all([...openServers].map((ts) => ts.close()));
+  openServers.clear();
+});
+
+/** `startServer`, closed after the test even if the test timed out. */
+async function start(options: ServerOptions): Promise<TestServer> {
+  const ts = await startServer(options);
+  openServers.add(ts);
+  return ts;
+}
+
 interface Login {
   ok: boolean;
   client: ssh2.Client;
@@ -66,6 +88,8 @@ interface Login {
  */
 function login(port: number, config: ssh2.ConnectConfig = {}, setup?: (c: ssh2.Client) => void): Promise<Login> {
   const client = new ssh2.Client();
+  openClients.add(client);
+  client.once('close', () => openClients.delete(client));
   const errors: Login['errors'] = [];
   return new Promise((resolve) => {
     client.on('error', (err) => errors.push(err));
@@ -191,7 +215,7 @@ const EMPTY: Permissions = { criticalOptions: {}, extensions: {} };
 
 describe('methods offered', () => {
   test('with no auth handler, a client gets in with method none', async () => {
-    const ts = await startServer({ handler: () => undefined });
+    const ts = await start({ handler: () => undefined });
     try {
       const seen: Array<string[] | null> = [];
       const r = await login(ts.port, { authHandler: steps([{ type: 'none', username: 'testuser' }], seen) });
@@ -205,7 +229,7 @@ describe('methods offered', () => {
 
   test('with a passwordHandler, none is refused and only password is offered', async () => {
     let calls = 0;
-    const ts = await startServer({
+    const ts = await start({
       passwordHandler: () => {
         calls++;
         return true;
@@ -234,7 +258,7 @@ describe('methods offered', () => {
       ],
     ];
     for (const [options, expected] of cases) {
-      const ts = await startServer(options);
+      const ts = await start(options);
       try {
         const seen: Array<string[] | null> = [];
         const r = await login(ts.port, { authHandler: steps([{ type: 'none', username: 'testuser' }], seen) });
@@ -252,7 +276,7 @@ describe('password', () => {
   test('the handler gets the user and password; true lets the client in', async () => {
     const calls: Array<[string, string]> = [];
     const sessions: SessionView[] = [];
-    const ts = await startServer({
+    const ts = await start({
       ...recordSessions(sessions),
       passwordHandler: (ctx, password) => {
         calls.push([ctx.user, password]);
@@ -275,7 +299,7 @@ describe('password', () => {
   test('false denies: the client fails with a client-authentication error and no session runs', async () => {
     const calls: string[] = [];
     const sessions: SessionView[] = [];
-    const ts = await startServer({
+    const ts = await start({
       ...recordSessions(sessions),
       passwordHandler: (_ctx, password) => {
         calls.push(password);
@@ -297,7 +321,7 @@ describe('password', () => {
   });
 
   test('a truthy non-boolean return value does not authenticate', async () => {
-    const ts = await startServer({
+    const ts = await start({
       handler: () => undefined,
       passwordHandler: (() => 'yes') as Any,
     });
@@ -321,7 +345,7 @@ describe('public key with a real signature', () => {
     test(`${label}: a signed login gets in and s.publicKey / ctx.publicKey are the key (ssh-keygen fingerprint)`, async () => {
       const sessions: SessionView[] = [];
       const offered: string[] = [];
-      const ts = await startServer({
+      const ts = await start({
         ...recordSessions(sessions),
         publicKeyHandler: (_ctx, key) => {
           offered.push(key.fingerprint());
@@ -337,7 +361,7 @@ describe('public key with a real signature', () => {
         assert.equal(s.publicKey.fingerprint(), k.fingerprint);
         assert.equal(s.publicKey.type, k.pubLine.split(' ')[0]);
         assert.ok(s.ctxPublicKey?.equals(s.publicKey), 'ctx.publicKey is the same key');
-        assert.equal(s.ctxPublicKey.fingerprint(), k.fingerprint);
+        assert.equal(s.ctxPublicKey?.fingerprint(), k.fingerprint);
         await end(r.client);
       } finally {
         await ts.close();
@@ -348,7 +372,7 @@ describe('public key with a real signature', () => {
   for (const algo of ['rsa-sha2-256', 'rsa-sha2-512']) {
     test(`RSA 2048 with ${algo}: a signed login gets in with the right fingerprint`, async () => {
       const sessions: SessionView[] = [];
-      const ts = await startServer({
+      const ts = await start({
         ...recordSessions(sessions),
         publicKeyHandler: (_ctx, key) => key.equals(keys.rsa.key),
       });
@@ -372,7 +396,7 @@ describe('public key with a real signature', () => {
   }
 
   test('a key the handler refuses does not get in', async () => {
-    const ts = await startServer({
+    const ts = await start({
       handler: () => undefined,
       publicKeyHandler: (_ctx, key) => key.equals(keys.ed25519.key),
     });
@@ -398,7 +422,7 @@ describe('forged public-key signatures', () => {
       const sessions: SessionView[] = [];
       let pkCalls = 0;
       const publicKeyAtPassword: Array<PublicKey | undefined> = [];
-      const ts = await startServer({
+      const ts = await start({
         ...recordSessions(sessions),
         publicKeyHandler: (_ctx, key) => {
           pkCalls++;
@@ -438,7 +462,7 @@ describe('forged public-key signatures', () => {
   }
 
   test('an RSA signature made with SHA-256 but labelled rsa-sha2-512 is rejected', async () => {
-    const ts = await startServer({
+    const ts = await start({
       handler: () => undefined,
       publicKeyHandler: (_ctx, key) => key.equals(keys.rsa.key),
     });
@@ -462,7 +486,7 @@ describe('fresh state per attempt (CVE-2024-45337)', () => {
   test('a key accepted only on query, then a password login: no publicKey and only the password permissions', async () => {
     const sessions: SessionView[] = [];
     let queried = 0;
-    const ts = await startServer({
+    const ts = await start({
       ...recordSessions(sessions),
       publicKeyHandler: (ctx, key) => {
         queried++;
@@ -494,7 +518,7 @@ describe('fresh state per attempt (CVE-2024-45337)', () => {
 
   test('a key accepted on query, then a different key signs: ctx.publicKey is the key that signed', async () => {
     const sessions: SessionView[] = [];
-    const ts = await startServer({
+    const ts = await start({
       ...recordSessions(sessions),
       publicKeyHandler: (ctx, key) => {
         ctx.permissions.extensions['key'] = key.fingerprint();
@@ -519,7 +543,7 @@ describe('fresh state per attempt (CVE-2024-45337)', () => {
 
   test('a failed attempt before the successful one leaves no permissions behind', async () => {
     const sessions: SessionView[] = [];
-    const ts = await startServer({
+    const ts = await start({
       ...recordSessions(sessions),
       passwordHandler: (ctx, password) => {
         if (password === 'pw') {
@@ -543,7 +567,7 @@ describe('fresh state per attempt (CVE-2024-45337)', () => {
 
   test('every handler call sees empty ctx.permissions', async () => {
     const snapshots: Array<[string, Permissions]> = [];
-    const ts = await startServer({
+    const ts = await start({
       handler: () => undefined,
       publicKeyHandler: (ctx) => {
         snapshots.push(['publickey', structuredClone(ctx.permissions)]);
@@ -583,11 +607,87 @@ describe('fresh state per attempt (CVE-2024-45337)', () => {
     }
   });
 
+  test('a keyboard-interactive attempt superseded by a new request cannot write into the next attempt\'s permissions', async () => {
+    const sessions: SessionView[] = [];
+    let kbdDone = false;
+    const ts = await start({
+      ...recordSessions(sessions),
+      keyboardInteractiveHandler: async (ctx, challenge) => {
+        const [code] = await challenge('', '', [{ prompt: 'Code: ', echo: false }]);
+        await delay(100); // e.g. checking the code against a database
+        ctx.permissions.extensions['evil'] = '1';
+        ctx.permissions.criticalOptions['force-command'] = String(code);
+        kbdDone = true;
+        return false;
+      },
+      passwordHandler: (ctx, password) => {
+        ctx.permissions.extensions['a'] = '1';
+        return password === 'pw';
+      },
+    });
+    try {
+      const r = await login(ts.port, { tryKeyboard: true, authHandler: steps(['keyboard-interactive']) }, (c) => {
+        c.on('keyboard-interactive', (_n, _i, _l, _p, finish) => {
+          finish(['123']);
+          // RFC 4252 §5: a new request aborts the pending keyboard-interactive exchange.
+          (c as Any)._protocol.authPassword('testuser', 'pw');
+        });
+      });
+      assert.equal(r.ok, true, `errors: ${r.errors.map((e) => e.message).join(', ')}`);
+      await waitFor(() => kbdDone, 2000, 'the superseded handler to finish');
+      await delay(20);
+      const s = await sessionOf(r.client, sessions);
+      assert.deepEqual(s.permissions, { criticalOptions: {}, extensions: { a: '1' } });
+      assert.deepEqual(s.ctxPermissions, { criticalOptions: {}, extensions: { a: '1' } });
+      await end(r.client);
+    } finally {
+      await ts.close();
+    }
+  });
+
+  test('a superseded keyboard-interactive handler cannot prompt any more and does not hold up the next attempt', async () => {
+    const outcome: string[] = [];
+    const ts = await start({
+      handler: () => undefined,
+      handshakeTimeout: 1500,
+      keyboardInteractiveHandler: async (_ctx, challenge) => {
+        await challenge('', 'round 1', [{ prompt: 'Code: ', echo: false }]);
+        await delay(100); // still working when the client moves on
+        try {
+          await challenge('', 'round 2', [{ prompt: 'Code: ', echo: false }]);
+          outcome.push('answered');
+        } catch {
+          outcome.push('refused');
+        }
+        return true;
+      },
+      passwordHandler: (_ctx, password) => password === 'pw',
+    });
+    try {
+      const prompted: string[] = [];
+      const r = await login(ts.port, { tryKeyboard: true, authHandler: steps(['keyboard-interactive']) }, (c) => {
+        c.on('keyboard-interactive', (_n, instructions, _l, _p, finish) => {
+          prompted.push(instructions);
+          finish(['x']);
+          // RFC 4252 §5: a new request aborts the pending keyboard-interactive exchange.
+          if (prompted.length === 1) (c as Any)._protocol.authPassword('testuser', 'pw');
+        });
+      });
+      assert.equal(r.ok, true, `errors: ${r.errors.map((e) => e.message).join(', ')}`);
+      await waitFor(() => outcome.length === 1, 2000, 'the superseded handler to finish');
+      assert.deepEqual(outcome, ['refused']);
+      assert.deepEqual(prompted, ['round 1'], 'no prompt was sent for the aborted attempt');
+      await end(r.client);
+    } finally {
+      await ts.close();
+    }
+  });
+
   test('a user name change between attempts disconnects and the second user is never authenticated', async () => {
     const users: string[] = [];
     const failed: Error[] = [];
     let sessions = 0;
-    const ts = await startServer({
+    const ts = await start({
       handler: () => {
         sessions++;
       },
@@ -611,7 +711,7 @@ describe('fresh state per attempt (CVE-2024-45337)', () => {
   test('ctx.user is read afresh on every attempt', async () => {
     const users: string[] = [];
     const sessionUsers: string[] = [];
-    const ts = await startServer({
+    const ts = await start({
       handler: (s) => {
         sessionUsers.push(s.user);
       },
@@ -640,7 +740,7 @@ describe('maxAuthTries', () => {
   async function wrongPasswords(options: Partial<ServerOptions>): Promise<{ calls: number; failed: Error[]; clientCalls: number }> {
     let calls = 0;
     const failed: Error[] = [];
-    const ts = await startServer({
+    const ts = await start({
       ...options,
       passwordHandler: () => {
         calls++;
@@ -675,7 +775,7 @@ describe('maxAuthTries', () => {
 
   test('none attempts are not counted as failures', async () => {
     let calls = 0;
-    const ts = await startServer({
+    const ts = await start({
       handler: () => undefined,
       maxAuthTries: 2,
       passwordHandler: (_ctx, password) => {
@@ -697,7 +797,7 @@ describe('maxAuthTries', () => {
 
 describe('keyboard-interactive', () => {
   async function kbd(answer: string): Promise<{ r: Login; prompts: unknown[] }> {
-    const ts = await startServer({
+    const ts = await start({
       handler: () => undefined,
       keyboardInteractiveHandler: async (_ctx, challenge) => {
         const answers = await challenge('name', 'instr', [{ prompt: 'Code: ', echo: false }]);
@@ -745,7 +845,7 @@ describe('failing hooks', () => {
     test(`a passwordHandler that ${label} denies, reports ERR_HOOK with err.context, and the server keeps serving`, async () => {
       const contexts: Context[] = [];
       const failing = make();
-      const ts = await startServer({
+      const ts = await start({
         handler: () => undefined,
         passwordHandler: (ctx, password) => (password === 'boom' ? failing() : password === 'pw') as Any,
       });
@@ -768,7 +868,7 @@ describe('failing hooks', () => {
   }
 
   test('a publicKeyHandler that throws denies and reports ERR_HOOK', async () => {
-    const ts = await startServer({
+    const ts = await start({
       handler: () => undefined,
       publicKeyHandler: () => {
         throw new Error('boom');
@@ -785,7 +885,7 @@ describe('failing hooks', () => {
   });
 
   test('a keyboardInteractiveHandler that rejects denies and reports ERR_HOOK', async () => {
-    const ts = await startServer({
+    const ts = await start({
       handler: () => undefined,
       keyboardInteractiveHandler: async () => {
         throw new Error('boom');
@@ -806,7 +906,7 @@ describe('handshake timeout', () => {
   test('a handler that never settles is cut off by handshakeTimeout with ERR_TIMEOUT', async () => {
     const failed: Error[] = [];
     let called = 0;
-    const ts = await startServer({
+    const ts = await start({
       handshakeTimeout: 300,
       passwordHandler: () => {
         called++;
