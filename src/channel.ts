@@ -7,6 +7,7 @@ import type { Duplex, Writable } from 'node:stream';
 import {
   acceptChannel,
   rejectChannel,
+  type ChannelFactory,
   type RawChannelOpen,
   type Ssh2Channel,
   type Ssh2Connection,
@@ -73,10 +74,15 @@ export class PendingChannel implements NewChannel {
   }
 
   accept(): Channel | undefined {
+    return this.acceptAs();
+  }
+
+  /** Accepts with `create` building the channel object (a Session, say). */
+  acceptAs(create?: ChannelFactory): Ssh2Channel | undefined {
     if (this.answered) return undefined;
     this.answered = true;
     if (this.conn._sock.destroyed) return undefined;
-    this.channel = acceptChannel(this.conn, this.open, this.open.type);
+    this.channel = acceptChannel(this.conn, this.open, this.open.type, create);
     if (!this.channel) {
       rejectChannel(this.conn, this.open, ChannelRejectReason.RESOURCE_SHORTAGE, 'no free channel ids');
       return undefined;

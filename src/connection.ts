@@ -52,9 +52,15 @@ export const defaultSessionHandler: ChannelHandler = (ctx, newChannel) => {
     newChannel.reject(ChannelRejectReason.CONNECT_FAILED, 'not a glidessh connection');
     return;
   }
-  const channel = newChannel.accept() as Ssh2Channel | undefined;
-  if (!channel) return;
-  rt.channels.set(localChannelId(channel), new Session(rt, channel));
+  const pending = newChannel as PendingChannel;
+  const session = pending.acceptAs
+    ? (pending.acceptAs((client, info) => new Session(rt, client, info)) as unknown as Session | undefined)
+    : undefined;
+  if (!session) {
+    if (!newChannel.answered) newChannel.reject(ChannelRejectReason.CONNECT_FAILED, 'not a glidessh channel');
+    return;
+  }
+  rt.channels.set(localChannelId(session as unknown as Ssh2Channel), session);
 };
 
 export class Connection {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Duplex, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { splitCommand } from './command.js';
 import { copyPermissions, type Context } from './context.js';
 import { ChannelClosedError, SessionExitedError } from './errors.js';
@@ -13,8 +13,12 @@ import type { PublicKey } from './keys.js';
 import { CrlfEncoder, parseTerminalModes } from './pty.js';
 import type { Permissions, Pty, Signal, Window } from './types.js';
 import {
+  ChannelBase,
   channelWritable,
-  onIncomingClose,
+  ExtendedDataWriter,
+  prepareSessionChannel,
+  releasePendingWrites,
+  renameForSsh2,
   replyChannelRequest,
   sendChannelRequest,
   sendExitSignal,
@@ -23,6 +27,7 @@ import {
 } from './internal/ssh2-compat.js';
 import { callHook, type Runtime } from './internal/runtime.js';
 import { WireReader } from './internal/wire.js';
+import { readChunks } from './internal/chunks.js';
 
 /** Signals kept for a `'signal'` listener that is not attached yet. */
 const SIGNAL_BUFFER = 128;
@@ -59,7 +64,7 @@ export type SessionEvents = {
  * ```
  * @see RFC 4254 §6
  */
-export class Session extends Duplex {
+export class Session extends ChannelBase {
   /** The authenticated user name. */
   readonly user: string;
   /** Client address. */
@@ -88,7 +93,6 @@ export class Session extends Duplex {
   pty: Pty | undefined;
 
   private readonly rt: Runtime;
-  private readonly channel: Ssh2Channel;
   private readonly controller = new AbortController();
   private commandCache: string[] | undefined;
   private started = false;
@@ -96,17 +100,20 @@ export class Session extends Duplex {
   private channelClosed = false;
   private envBytes = 0;
   private readonly signals: Signal[] = [];
-  private readonly crlf = new CrlfEncoder();
-  private pendingWrite: ((err?: Error | null) => void) | undefined;
+  private crlf: CrlfEncoder | undefined;
+  private errCrlf: CrlfEncoder | undefined;
   private queue: Promise<void> = Promise.resolve();
   private queued = 0;
   private agent = false;
 
-  /** @internal Created by the session channel handler. */
-  constructor(rt: Runtime, channel: Ssh2Channel) {
-    super({ autoDestroy: false, allowHalfOpen: true, emitClose: true });
+  /**
+   * @internal Built by the session channel handler: the session is the ssh2 channel itself
+   * (one stream, one buffer), made to send EOF, exit status and CLOSE as a session must.
+   */
+  constructor(rt: Runtime, client: object, info: object) {
+    super(client, info, { server: true });
+    prepareSessionChannel(this);
     this.rt = rt;
-    this.channel = channel;
     const ctx = rt.ctx;
     this.context = ctx;
     this.user = ctx.user;
@@ -116,24 +123,26 @@ export class Session extends Duplex {
     this.localPort = ctx.localPort;
     this.publicKey = ctx.publicKey;
     this.permissions = copyPermissions(ctx.permissions);
-    this.stderr = new SessionStderr(this, channel);
+    this.stderr = new ExtendedDataWriter(this.channel, rt.conn, (b) =>
+      this.pty ? (this.errCrlf ??= new CrlfEncoder()).encode(b) : b,
+    );
     // A stream error must never become an uncaught 'error' event.
     this.on('error', (err) => rt.report(err));
     this.on('newListener', (event) => {
       if (event === 'signal' && this.signals.length > 0) process.nextTick(() => this.flushSignals());
     });
-    channel.once('close', () => this.onChannelClose());
-    // ssh2 emits 'close' only once the channel's unread input is consumed: drain it (into the
-    // session's buffer once started, else nowhere) when the channel is closed.
-    onIncomingClose(channel, () => process.nextTick(() => {
-      while (channel.read() !== null);
-    }));
+    this.once('close', () => this.onChannelClose());
   }
 
   /** The exec command split by POSIX shell rules (see `splitCommand`); `[]` for a shell. */
   get command(): string[] {
     this.commandCache ??= splitCommand(this.rawCommand);
     return [...this.commandCache];
+  }
+
+  /** The ssh2 view of this session's channel. */
+  private get channel(): Ssh2Channel {
+    return this as unknown as Ssh2Channel;
   }
 
   /** Aborts when the session's channel closes. */
@@ -236,10 +245,12 @@ export class Session extends Duplex {
     };
   }
 
-  /** Reads stdin chunk by chunk; ending or breaking the loop leaves the session open. */
+  /**
+   * Reads stdin chunk by chunk as it arrived (never concatenated); ending or breaking the
+   * loop leaves the session open (Node's default would destroy it).
+   */
   override [Symbol.asyncIterator](): AsyncIterableIterator<any> {
-    // Node destroys a stream when a for-await loop over it ends; a session must outlive it.
-    return this.iterator({ destroyOnReturn: false });
+    return readChunks(this);
   }
 
   /** Adds a listener for a session event (`'window-change'`, `'signal'`, `'break'`) or a stream event. */
@@ -266,20 +277,19 @@ export class Session extends Duplex {
   }
 
   /** @internal */
-  override _read(): void {
-    this.channel.resume();
+  override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.channelClosed || !channelWritable(this.channel)) return cb();
+    super._write(this.pty ? (this.crlf ??= new CrlfEncoder()).encode(chunk) : chunk, enc, cb);
   }
 
-  /** @internal */
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.channelClosed || !channelWritable(this.channel)) return cb();
-    const data = this.pty ? this.crlf.encode(chunk) : chunk;
-    this.pendingWrite = cb;
-    this.channel.write(data, () => {
-      if (this.pendingWrite !== cb) return;
-      this.pendingWrite = undefined;
-      cb();
-    });
+  /**
+   * @internal ssh2 pushes the client's data here; a push(null) on a channel the client closed
+   * is the earliest sign of the close (ssh2's 'close' waits until unread input is consumed).
+   */
+  override push(chunk: any, encoding?: BufferEncoding): boolean {
+    const more = super.push(chunk, encoding);
+    if (chunk === null && this.channel.incoming.state === 'closed') this.onChannelClose();
+    return more;
   }
 
   /** @internal */
@@ -310,18 +320,14 @@ export class Session extends Duplex {
   }
 
   private onChannelClose(): void {
+    if (this.channelClosed) return;
     this.channelClosed = true;
     this.exited = true;
     this.controller.abort(new ChannelClosedError());
-    const cb = this.pendingWrite;
-    this.pendingWrite = undefined;
-    cb?.();
-    (this.stderr as SessionStderr).release();
+    releasePendingWrites(this.channel);
     this.rt.channels.delete(this.channel.incoming.id);
-    if (!this.readableEnded) this.push(null);
-    if (this.readableEnded || this.readableLength === 0) process.nextTick(() => this.destroy());
-    else this.once('end', () => this.destroy());
   }
+
 
   // --- requests -------------------------------------------------------------------------------
 
@@ -441,21 +447,11 @@ export class Session extends Duplex {
     }
     if (this.started || this.channelClosed) return false;
     this.started = true;
-    this.startStreams();
     // Reply first (the caller does), then run the handler.
     setImmediate(() => void this.runHandler(run!));
     return true;
   }
 
-  private startStreams(): void {
-    const ch = this.channel;
-    ch.on('data', (chunk: Buffer) => {
-      if (!this.push(chunk)) ch.pause();
-    });
-    ch.once('end', () => {
-      if (!this.readableEnded) this.push(null);
-    });
-  }
 
   private async runHandler(handler: Handler): Promise<void> {
     let code = 0;
@@ -482,33 +478,5 @@ export class Session extends Duplex {
   }
 }
 
-/** The session's stderr: CRLF under a pty, drops output once the channel is gone. */
-class SessionStderr extends Writable {
-  private pending: (() => void) | undefined;
-  private readonly crlf = new CrlfEncoder();
-
-  constructor(
-    private readonly session: Session,
-    private readonly channel: Ssh2Channel,
-  ) {
-    super();
-    this.on('error', () => undefined);
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (!channelWritable(this.channel)) return cb();
-    const data = this.session.isPty ? this.crlf.encode(chunk) : chunk;
-    const done = (): void => {
-      if (this.pending !== done) return;
-      this.pending = undefined;
-      cb();
-    };
-    this.pending = done;
-    this.channel.stderr.write(data, done);
-  }
-
-  /** Completes a write the closed channel will never complete. */
-  release(): void {
-    this.pending?.();
-  }
-}
+// The class keeps its public name Session; at run time it is named GlidesshSession (see renameForSsh2).
+renameForSsh2(Session, 'GlidesshSession');

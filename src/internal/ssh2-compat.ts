@@ -18,7 +18,7 @@
  * @internal
  * @module
  */
-import type { Duplex, Writable } from 'node:stream';
+import { Writable, type Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import handlers from 'ssh2/lib/protocol/handlers.js';
 import protoUtils from 'ssh2/lib/protocol/utils.js';
@@ -257,11 +257,15 @@ export function hookConnection(conn: Ssh2Connection, hooks: ConnectionHooks): vo
     const err = [ch._chunkErr, ch._chunkcbErr] as const;
     ch._chunk = ch._chunkcb = ch._chunkErr = ch._chunkcbErr = undefined;
     const resumeOut = (): void => {
-      if (out[0]) ch._write(out[0], null as never, out[1] as never);
+      if (out[0]) writeChannelData(ch, out[0], out[1]!);
       else out[1]?.();
     };
     const resumeErr = (): void => {
-      if (err[0]) ch.stderr._write(err[0], null as never, err[1] as never);
+      if (err[0]) {
+        const stderr = ch.stderr as Writable & { sendRaw?: (b: Buffer, cb: () => void) => void };
+        if (stderr.sendRaw) stderr.sendRaw(err[0], err[1]!);
+        else stderr._write(err[0], null as never, err[1] as never);
+      }
       else err[1]?.();
     };
     stderrFirst = !stderrFirst;
@@ -317,8 +321,25 @@ export function setBanner(conn: Ssh2Connection, banner: string): void {
 // ---------------------------------------------------------------------------------------------
 // Channels.
 
-/** Confirms a channel open and returns the ssh2 Channel, or undefined when ids ran out. */
-export function acceptChannel(conn: Ssh2Connection, open: RawChannelOpen, type: string): Ssh2Channel | undefined {
+/**
+ * ssh2's server `Channel` class, for glidessh's `Session` to extend: a session is the ssh2
+ * channel itself rather than a second stream over it, so data is buffered and copied once.
+ */
+export const ChannelBase: new (client: object, info: object, opts: { server: boolean }) => Duplex = Channel;
+
+/** Builds the channel object for an accepted open; the default is a plain ssh2 Channel. */
+export type ChannelFactory = (client: object, info: object) => Duplex;
+
+/**
+ * Confirms a channel open and returns the channel (`create` builds it, e.g. a Session), or
+ * undefined when ids ran out.
+ */
+export function acceptChannel(
+  conn: Ssh2Connection,
+  open: RawChannelOpen,
+  type: string,
+  create: ChannelFactory = (client, info) => new Channel(client, info, { server: true }),
+): Ssh2Channel | undefined {
   const local = conn._chanMgr.add();
   if (local === -1) return undefined;
   const info = {
@@ -326,7 +347,7 @@ export function acceptChannel(conn: Ssh2Connection, open: RawChannelOpen, type: 
     incoming: { id: local, window: MAX_WINDOW, packetSize: PACKET_SIZE, state: 'open' },
     outgoing: { id: open.sender, window: open.window, packetSize: open.packetSize, state: 'open' },
   };
-  const channel = new Channel(conn, info, { server: true }) as unknown as Ssh2Channel;
+  const channel = create(conn, info) as unknown as Ssh2Channel;
   conn._chanMgr.update(local, channel);
   conn._protocol.channelOpenConfirm(open.sender, local, MAX_WINDOW, PACKET_SIZE);
   return channel;
@@ -420,19 +441,87 @@ export function sendExitSignal(
 }
 
 /**
- * Calls `cb` when the channel is closed by the client's CHANNEL_CLOSE or by the connection
- * ending. ssh2 emits 'close' on a server channel only after its readable side emitted 'end',
- * which never happens while the channel is paused or not read: a session whose stdin is not
- * read (or not started) would never learn that it was closed. ssh2 marks the channel closed and
- * then pushes EOF into it, so the wrapped `push` sees both.
+ * Makes a freshly built ssh2 Channel behave as a session needs (§1.5): ssh2 sends CLOSE right
+ * after EOF when a server channel's writable side finishes, which loses the exit status, and
+ * a stream's auto-destroy calls ssh2's `destroy()` (EOF + CLOSE) once both sides ended. The
+ * session sends EOF, exit status and CLOSE itself.
  */
-export function onIncomingClose(channel: Ssh2Channel, cb: () => void): void {
-  const push = channel.push.bind(channel);
-  channel.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
-    const more = push(chunk, encoding);
-    if (chunk === null && channel.incoming.state === 'closed') cb();
-    return more;
+export function prepareSessionChannel(channel: Duplex): void {
+  channel.removeAllListeners('finish');
+  channel.removeAllListeners('prefinish');
+  const state = channel as unknown as {
+    _readableState: { autoDestroy: boolean };
+    _writableState: { autoDestroy: boolean };
   };
+  state._readableState.autoDestroy = false;
+  state._writableState.autoDestroy = false;
+}
+
+/**
+ * ssh2's channel-close path (utils.js `onCHANNEL_CLOSE`) skips any server channel whose
+ * `constructor.name` is "Session", meaning its own wrapper class; a subclass of Channel with
+ * that name would never see its close. Gives such a class another `name`.
+ */
+export function renameForSsh2<T extends abstract new (...args: never[]) => unknown>(cls: T, name: string): T {
+  Object.defineProperty(cls, 'name', { value: name, configurable: true });
+  return cls;
+}
+
+/** Sends stdout data through ssh2's window-aware writer (bypassing a subclass's `_write`). */
+export function writeChannelData(channel: Ssh2Channel, data: Buffer, cb: () => void): void {
+  (Channel.prototype as unknown as { _write(d: Buffer, e: null, cb: () => void): void })._write.call(channel, data, null, cb);
+}
+
+/**
+ * Completes writes that wait for window space on a channel that has closed: ssh2 keeps their
+ * callbacks forever, so a writer waiting for 'drain' would hang.
+ */
+export function releasePendingWrites(channel: Ssh2Channel): void {
+  const out = channel._chunkcb;
+  const err = channel._chunkcbErr;
+  channel._chunk = channel._chunkcb = channel._chunkErr = channel._chunkcbErr = undefined;
+  channel._waitWindow = false;
+  out?.();
+  err?.();
+}
+
+/**
+ * Extended data (stderr, RFC 4254 §5.2) to the client with ssh2's window accounting, shared
+ * with stdout through the WINDOW_ADJUST handler above. `transform` runs once per chunk
+ * (the pty's CRLF); a write after the channel stopped accepting data completes at once.
+ */
+export class ExtendedDataWriter extends Writable {
+  constructor(
+    private readonly channel: Ssh2Channel,
+    private readonly conn: Ssh2Connection,
+    private readonly transform: (chunk: Buffer) => Buffer,
+  ) {
+    super({ highWaterMark: MAX_WINDOW });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.channel.outgoing.state !== 'open') return cb();
+    this.sendRaw(this.transform(chunk), cb);
+  }
+
+  /** @internal Sends without transforming (also used to resume after a window adjust). */
+  sendRaw(data: Buffer, cb: () => void): void {
+    const ch = this.channel;
+    const out = ch.outgoing;
+    if (out.state !== 'open') return cb();
+    const proto = this.conn._protocol as Ssh2Protocol & { channelExtData(id: number, d: Buffer, type: number): void };
+    let p = 0;
+    while (p < data.length && out.window > 0) {
+      const n = Math.min(data.length - p, out.window, out.packetSize);
+      proto.channelExtData(out.id, p === 0 && n === data.length ? data : data.subarray(p, p + n), 1);
+      p += n;
+      out.window -= n;
+    }
+    if (p === data.length) return cb();
+    ch._waitWindow = true;
+    ch._chunkErr = p === 0 ? data : data.subarray(p);
+    ch._chunkcbErr = cb;
+  }
 }
 
 /** Whether our side may still send data on the channel. */

@@ -292,6 +292,45 @@ describe('IncomingClient internals that ssh2-compat.ts uses', () => {
 
 // ------------------------------------------------------------------------------------ the bugs
 
+describe('ssh2 Channel behaviour the Session subclass relies on', () => {
+  const fakeInfo = () => ({
+    type: 'session',
+    incoming: { id: 0, window: channelModule.MAX_WINDOW, packetSize: channelModule.PACKET_SIZE, state: 'open' },
+    outgoing: { id: 0, window: 0, packetSize: channelModule.PACKET_SIZE, state: 'open' },
+  });
+
+  it('a server Channel registers one finish and one prefinish listener (the EOF+CLOSE that prepareSessionChannel removes)', () => {
+    const ch = new channelModule.Channel({}, fakeInfo(), { server: true }) as Any;
+    assert.equal(ch.listenerCount('finish'), 1);
+    assert.equal(ch.listenerCount('prefinish'), 1);
+    assert.equal(ch.listeners('finish')[0], ch.listeners('prefinish')[0]);
+    assert.match(String(ch.listeners('finish')[0]), /this\.eof\(\)[\s\S]*this\.close\(\)/);
+    assert.equal(ch._readableState.autoDestroy, true, 'auto-destroy is on by default (prepareSessionChannel turns it off)');
+    assert.equal(typeof ch.destroy, 'function');
+    assert.match(String(ch.destroy), /this\.end\(\)[\s\S]*this\.close\(\)/, "ssh2's destroy() sends EOF and CLOSE");
+  });
+
+  it("onCHANNEL_CLOSE skips server channels whose constructor.name is 'Session' (why Session is renamed at run time)", () => {
+    const src = readFileSync(require.resolve('ssh2/lib/utils.js'), 'utf8');
+    assert.match(src, /channel\.server && channel\.constructor\.name === 'Session'/);
+  });
+
+  it('Channel.prototype._write keeps a chunk that does not fit the window in _chunk/_chunkcb (releasePendingWrites)', () => {
+    const sent: Buffer[] = [];
+    const client = { _protocol: { channelData: (_id: number, d: Buffer) => sent.push(d) } };
+    const info = fakeInfo();
+    info.outgoing.window = 10;
+    const ch = new channelModule.Channel(client, info, { server: true }) as Any;
+    let called = false;
+    ch._write(Buffer.alloc(25), null, () => (called = true));
+    assert.equal(sent.reduce((n, b) => n + b.length, 0), 10);
+    assert.equal(ch._chunk.length, 15);
+    assert.equal(typeof ch._chunkcb, 'function');
+    assert.equal(ch._waitWindow, true);
+    assert.equal(called, false);
+  });
+});
+
 describe('ssh2 bugs glidessh works around (each test fails once ssh2 fixes the bug)', () => {
   // §3.10
   it('(a) pty-req modes are lost: a plain ssh2 server reports modes as {}', async () => {
