@@ -125,7 +125,7 @@ export class Connection {
   /** Ends the connection now. */
   destroy(reason?: Error): void {
     if (reason) this.failure ??= reason;
-    if (reason && !this.ctx.signal.aborted) this.ctx.controller.abort(reason);
+    if (reason) this.ctx.aborter.abort(() => reason);
     this.socket.destroy();
   }
 
@@ -244,7 +244,8 @@ export class Connection {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     const { ctx, srv } = this;
-    if (!ctx.signal.aborted) ctx.controller.abort(this.failure ?? new ConnectionClosedError());
+    const failure = this.failure;
+    ctx.aborter.abort(() => failure ?? new ConnectionClosedError());
     if (!this.authenticated && srv.options.connectionFailedCallback) {
       const err = this.failure ?? new ConnectionClosedError('closed before authentication');
       try {

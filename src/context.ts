@@ -6,6 +6,7 @@
 import type { PublicKey } from './keys.js';
 import type { Server } from './server.js';
 import type { Permissions } from './types.js';
+import { LazySignal } from './internal/lazy-signal.js';
 
 /**
  * One per connection: metadata, what authentication granted, a cancellation signal, and
@@ -76,7 +77,7 @@ export class ConnectionContext implements Context {
   localPort: number;
   permissions: Permissions = newPermissions();
   publicKey: PublicKey | undefined = undefined;
-  readonly controller = new AbortController();
+  readonly aborter = new LazySignal();
   readonly server: Server;
   private readonly values = new Map<unknown, unknown>();
 
@@ -92,7 +93,7 @@ export class ConnectionContext implements Context {
   }
 
   get signal(): AbortSignal {
-    return this.controller.signal;
+    return this.aborter.signal;
   }
 
   get<T = unknown>(key: unknown): T | undefined {

@@ -28,6 +28,7 @@ import {
 import { callHook, type Runtime } from './internal/runtime.js';
 import { WireReader } from './internal/wire.js';
 import { readChunks } from './internal/chunks.js';
+import { LazySignal } from './internal/lazy-signal.js';
 
 /** Signals kept for a `'signal'` listener that is not attached yet. */
 const SIGNAL_BUFFER = 128;
@@ -79,8 +80,7 @@ export class Session extends ChannelBase {
   readonly context: Context;
   /** The key that authenticated the connection, if any. */
   readonly publicKey: PublicKey | undefined;
-  /** A copy of what the auth handlers granted. */
-  readonly permissions: Permissions;
+  private permissionsCopy: Permissions | undefined;
   /** Extended data (stderr) to the client. Under a pty, `\n` becomes `\r\n` here too. */
   readonly stderr: Writable;
   /** `env` requests as `"KEY=value"`, in arrival order. */
@@ -93,13 +93,14 @@ export class Session extends ChannelBase {
   pty: Pty | undefined;
 
   private readonly rt: Runtime;
-  private readonly controller = new AbortController();
+  private readonly aborter = new LazySignal();
   private commandCache: string[] | undefined;
   private started = false;
   private exited = false;
   private channelClosed = false;
   private envBytes = 0;
-  private readonly signals: Signal[] = [];
+  private signals: Signal[] | undefined;
+  private closeWaiters: Array<() => void> | undefined;
   private crlf: CrlfEncoder | undefined;
   private errCrlf: CrlfEncoder | undefined;
   private queue: Promise<void> = Promise.resolve();
@@ -122,14 +123,13 @@ export class Session extends ChannelBase {
     this.localAddress = ctx.localAddress;
     this.localPort = ctx.localPort;
     this.publicKey = ctx.publicKey;
-    this.permissions = copyPermissions(ctx.permissions);
     this.stderr = new ExtendedDataWriter(this.channel, rt.conn, (b) =>
       this.pty ? (this.errCrlf ??= new CrlfEncoder()).encode(b) : b,
     );
     // A stream error must never become an uncaught 'error' event.
     this.on('error', (err) => rt.report(err));
     this.on('newListener', (event) => {
-      if (event === 'signal' && this.signals.length > 0) process.nextTick(() => this.flushSignals());
+      if (event === 'signal' && this.signals?.length) process.nextTick(() => this.flushSignals());
     });
     this.once('close', () => this.onChannelClose());
   }
@@ -140,6 +140,12 @@ export class Session extends ChannelBase {
     return [...this.commandCache];
   }
 
+  /** A copy of what the auth handlers granted (the connection's permissions stay unchanged). */
+  get permissions(): Permissions {
+    this.permissionsCopy ??= copyPermissions(this.context.permissions);
+    return this.permissionsCopy;
+  }
+
   /** The ssh2 view of this session's channel. */
   private get channel(): Ssh2Channel {
     return this as unknown as Ssh2Channel;
@@ -147,7 +153,7 @@ export class Session extends ChannelBase {
 
   /** Aborts when the session's channel closes. */
   get signal(): AbortSignal {
-    return this.controller.signal;
+    return this.aborter.signal;
   }
 
   /** Whether the client sent `auth-agent-req@openssh.com` on this session. */
@@ -308,13 +314,15 @@ export class Session extends ChannelBase {
   private flushOutput(): Promise<void> {
     if (this.channelClosed || this.writableFinished) return Promise.resolve();
     return new Promise<void>((resolve) => {
+      let settled = false;
       const done = (): void => {
+        if (settled) return;
+        settled = true;
         this.off('finish', done);
-        this.signal.removeEventListener('abort', done);
         resolve();
       };
       this.once('finish', done);
-      this.signal.addEventListener('abort', done, { once: true });
+      (this.closeWaiters ??= []).push(done);
       if (!this.writableEnded) this.end();
     });
   }
@@ -323,8 +331,9 @@ export class Session extends ChannelBase {
     if (this.channelClosed) return;
     this.channelClosed = true;
     this.exited = true;
-    this.controller.abort(new ChannelClosedError());
+    this.aborter.abort(() => new ChannelClosedError());
     releasePendingWrites(this.channel);
+    for (const w of this.closeWaiters?.splice(0) ?? []) w();
     this.rt.channels.delete(this.channel.incoming.id);
   }
 
@@ -465,16 +474,18 @@ export class Session extends ChannelBase {
   }
 
   private deliverSignal(name: Signal): void {
-    if (this.listenerCount('signal') > 0 && this.signals.length === 0) {
+    if (this.listenerCount('signal') > 0 && !this.signals?.length) {
       this.emit('signal', name);
       return;
     }
+    this.signals ??= [];
     if (this.signals.length < SIGNAL_BUFFER) this.signals.push(name);
     if (this.listenerCount('signal') > 0) this.flushSignals();
   }
 
   private flushSignals(): void {
-    while (this.signals.length > 0 && this.listenerCount('signal') > 0) this.emit('signal', this.signals.shift()!);
+    const queue = this.signals;
+    while (queue && queue.length > 0 && this.listenerCount('signal') > 0) this.emit('signal', queue.shift()!);
   }
 }
 
