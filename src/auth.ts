@@ -41,7 +41,8 @@ const MAX_SIGNED = 16;
 
 /** Runs authentication for one connection. */
 export class Authenticator {
-  private failures = 0;
+  /** Failed attempts so far. */
+  failures = 0;
   private attempt = 0;
   private readonly signed: Array<{ data: Buffer; signature: Buffer }> = [];
   /** The previous attempt's decision; the next one waits for it (see `handle`). */

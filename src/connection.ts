@@ -10,13 +10,26 @@ import type { Duplex } from 'node:stream';
 import { Authenticator } from './auth.js';
 import { ChannelRejectReason, PendingChannel } from './channel.js';
 import { ConnectionContext } from './context.js';
-import { ConnectionClosedError, GlidesshError, HookError, TimeoutError, type TimeoutKind } from './errors.js';
+import {
+  ConnectionClosedError,
+  GlidesshError,
+  HookError,
+  StrictKexRequiredError,
+  TimeoutError,
+  type TimeoutKind,
+} from './errors.js';
+import type { Admission } from './limits.js';
 import type { ChannelHandler, Handler } from './hooks.js';
 import type { ServerOptions } from './options.js';
 import { Session } from './session.js';
 import {
+  disconnect,
+  DISCONNECT,
   hookConnection,
   localChannelId,
+  openChannelCount,
+  sendKeepalive,
+  strictKex,
   rejectChannel,
   replyGlobalRequest,
   sessionIdHex,
@@ -25,7 +38,14 @@ import {
   type Ssh2Channel,
   type Ssh2Connection,
 } from './internal/ssh2-compat.js';
-import { callHook, registerRuntime, runtimeOf, type ChannelRequestTarget, type Runtime } from './internal/runtime.js';
+import {
+  callHook,
+  hookTimeout,
+  registerRuntime,
+  runtimeOf,
+  type ChannelRequestTarget,
+  type Runtime,
+} from './internal/runtime.js';
 import type { Server } from './server.js';
 
 /** Global requests waiting for an earlier one's answer before the connection is dropped. */
@@ -40,7 +60,19 @@ export interface ServerInternals {
   /** Hands the transport to ssh2, which calls `attach` once the client's ident arrived. */
   inject(stream: Duplex, connection: Connection, ctx: ConnectionContext): Promise<void>;
   readonly version: string;
+  /** Admission counts and penalty boxes. */
+  readonly admission: Admission;
 }
+
+/** Signature algorithms glidessh verifies, advertised in `server-sig-algs` (RFC 8308 §3.1). */
+export const SERVER_SIG_ALGS: readonly string[] = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+];
 
 /**
  * The channel handler for `session` channels: accepts the channel and serves it as a
@@ -77,10 +109,14 @@ export class Connection {
   private pendingGlobal = 0;
   private noMoreSessions = false;
   private readonly closeWaiters: Array<() => void> = [];
+  private authFailures = 0;
+  private lastInbound = 0;
 
   constructor(
     private readonly srv: ServerInternals,
     readonly socket: Duplex,
+    /** The source address as admitted (IPv4-mapped IPv6 unwrapped). */
+    private readonly source: string,
   ) {
     const s = socket as Partial<Socket>;
     this.ctx = new ConnectionContext(srv.server, s);
@@ -114,6 +150,7 @@ export class Connection {
     if (this.closed) return;
     await srv.inject(stream, this, ctx);
     if (idle) stream.on('data', () => idle.refresh());
+    if (o.keepaliveInterval) stream.on('data', () => (this.lastInbound = Date.now()));
   }
 
   /** Resolves once the connection has closed. */
@@ -141,8 +178,11 @@ export class Connection {
     auth.onSuccess = () => {
       this.authenticated = true;
       if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+      srv.admission.authenticated(this.source);
+      this.startKeepalive();
     };
     auth.onTooMany = (err) => (this.failure = err);
+    this.failedAttempts = () => auth.failures;
     hookConnection(conn, {
       channelOpen: (open) => this.onChannelOpen(rt, open),
       channelRequest: (recipient, type, wantReply, data) => {
@@ -154,14 +194,22 @@ export class Connection {
       globalRequest: (name, wantReply, data) => this.onGlobalRequest(rt, name, wantReply, data),
       signedPublicKey: (data, sig) => auth.rememberSignature(data, sig),
       serviceGate: () => this.bannerReady,
+      serverSigAlgs: SERVER_SIG_ALGS,
     });
     conn.on('handshake', () => {
-      if (!ctx.sessionId) ctx.sessionId = sessionIdHex(conn);
+      if (ctx.sessionId) return;
+      ctx.sessionId = sessionIdHex(conn);
+      if (srv.options.requireStrictKex && !strictKex(conn)) {
+        const err = new StrictKexRequiredError();
+        this.failure = err;
+        disconnect(conn, DISCONNECT.KEY_EXCHANGE_FAILED, err.message);
+        this.destroy(err);
+      }
     });
     conn.on('authentication', (a) => auth.handle(a));
     const { bannerHandler } = srv.options;
     if (bannerHandler) {
-      this.bannerReady = callHook(rt, 'bannerHandler', bannerHandler, [ctx], '').then((text) => {
+      this.bannerReady = callHook(rt, 'bannerHandler', bannerHandler, [ctx], '', hookTimeout(rt)).then((text) => {
         if (typeof text === 'string' && text !== '') setBanner(conn, text);
       });
     }
@@ -189,6 +237,33 @@ export class Connection {
     return this.runtime;
   }
   private runtime: Runtime | undefined;
+  private failedAttempts: () => number = () => 0;
+
+  /** Server keepalive (OpenSSH ClientAlive*): probe a silent client, drop it when it stays silent. */
+  private startKeepalive(): void {
+    const o = this.srv.options;
+    const interval = o.keepaliveInterval ?? 0;
+    if (!interval || !this.conn) return;
+    const max = o.keepaliveCountMax ?? 3;
+    let missed = 0;
+    let seen = this.lastInbound;
+    const t = setInterval(() => {
+      if (this.lastInbound !== seen) {
+        seen = this.lastInbound;
+        missed = 0;
+        return;
+      }
+      if (++missed > max) {
+        const err = new TimeoutError('keepalive', interval * max);
+        disconnect(this.conn!, DISCONNECT.BY_APPLICATION, 'keepalive timeout');
+        this.destroy(err);
+        return;
+      }
+      sendKeepalive(this.conn!);
+    }, interval);
+    t.unref();
+    this.timers.push(t);
+  }
 
   private timer(kind: TimeoutKind, ms: number): NodeJS.Timeout {
     const t = setTimeout(() => this.destroy(new TimeoutError(kind, ms)), ms);
@@ -205,12 +280,26 @@ export class Connection {
       rejectChannel(conn, open, ChannelRejectReason.UNKNOWN_CHANNEL_TYPE, 'unsupported channel type');
       return;
     }
-    if (open.type === 'session' && this.noMoreSessions) {
-      rejectChannel(conn, open, ChannelRejectReason.ADMINISTRATIVELY_PROHIBITED, 'no more sessions');
+    const o = this.srv.options;
+    if (open.type === 'session') {
+      if (this.noMoreSessions) {
+        rejectChannel(conn, open, ChannelRejectReason.ADMINISTRATIVELY_PROHIBITED, 'no more sessions');
+        return;
+      }
+      let sessions = 0;
+      for (const c of rt.channels.values()) if (c instanceof Session) sessions++;
+      if (sessions >= (o.maxSessions ?? 10)) {
+        rejectChannel(conn, open, ChannelRejectReason.ADMINISTRATIVELY_PROHIBITED, 'too many sessions');
+        return;
+      }
+    }
+    if (openChannelCount(conn) >= (o.maxChannels ?? 256)) {
+      rejectChannel(conn, open, ChannelRejectReason.RESOURCE_SHORTAGE, 'too many channels');
       return;
     }
     const pending = new PendingChannel(conn, open);
-    void callHook(rt, `channelHandlers.${open.type}`, handler, [this.ctx, pending], undefined).then(() => {
+    const name = `channelHandlers.${open.type}`;
+    void callHook(rt, name, handler, [this.ctx, pending], undefined, hookTimeout(rt)).then(() => {
       if (!pending.answered) pending.reject(ChannelRejectReason.CONNECT_FAILED, 'channel not accepted');
     });
   }
@@ -224,7 +313,7 @@ export class Connection {
       const reg = this.srv.options.requestHandlers;
       const handler = reg ? (Object.hasOwn(reg, name) ? reg[name] : reg['default']) : undefined;
       answer = handler
-        ? callHook(rt, `requestHandlers.${name}`, handler, [this.ctx, { name, wantReply, payload }], false)
+        ? callHook(rt, `requestHandlers.${name}`, handler, [this.ctx, { name, wantReply, payload }], false, hookTimeout(rt))
         : Promise.resolve(false);
     }
     if (!wantReply) return;
@@ -246,6 +335,13 @@ export class Connection {
     const { ctx, srv } = this;
     const failure = this.failure;
     ctx.aborter.abort(() => failure ?? new ConnectionClosedError());
+    srv.admission.closed(this.source, this.authenticated);
+    if (!this.authenticated && this.reachedConnection) {
+      const timedOut = failure instanceof TimeoutError && failure.kind === 'handshake';
+      srv.admission.penalize(this.source, timedOut ? 'graceExceeded' : this.failedAttempts() > 0 ? 'authFail' : 'noAuth');
+    } else if (!this.authenticated && failure instanceof TimeoutError) {
+      srv.admission.penalize(this.source, 'graceExceeded');
+    }
     if (!this.authenticated && srv.options.connectionFailedCallback) {
       const err = this.failure ?? new ConnectionClosedError('closed before authentication');
       try {

@@ -81,7 +81,7 @@ export class KeyParseError extends GlidesshError {
 }
 
 /** Why a connection was cut by a timer. */
-export type TimeoutKind = 'handshake' | 'idle' | 'max';
+export type TimeoutKind = 'handshake' | 'idle' | 'max' | 'keepalive';
 
 /**
  * A connection was closed by `handshakeTimeout`, `idleTimeout` or `maxTimeout`; `ctx.signal.reason`
@@ -93,6 +93,27 @@ export class TimeoutError extends GlidesshError {
   constructor(kind: TimeoutKind, ms: number) {
     super('ERR_TIMEOUT', `Connection closed: ${kind} timeout of ${ms} ms`);
     this.kind = kind;
+  }
+}
+
+/**
+ * A connection was refused at accept time by a limit (`maxConnections`, `maxStartups`,
+ * `perSourceMaxStartups`) or a penalty box; `reason` says which. Reported to
+ * `connectionFailedCallback`. Code `ERR_CONNECTION_REFUSED`.
+ */
+export class ConnectionRefusedError extends GlidesshError {
+  /** The limit that refused it. */
+  readonly reason: string;
+  constructor(reason: string) {
+    super('ERR_CONNECTION_REFUSED', `Connection refused: ${reason}`);
+    this.reason = reason;
+  }
+}
+
+/** The client does not use strict key exchange and `requireStrictKex` is set. Code `ERR_STRICT_KEX`. */
+export class StrictKexRequiredError extends GlidesshError {
+  constructor() {
+    super('ERR_STRICT_KEX', 'The client did not negotiate strict key exchange (Terrapin countermeasure)');
   }
 }
 
@@ -136,4 +157,6 @@ export const ERROR_CODES = [
   'ERR_HOOK',
   'ERR_CONNECTION_CLOSED',
   'ERR_CONNECTION_DROPPED',
+  'ERR_CONNECTION_REFUSED',
+  'ERR_STRICT_KEX',
 ] as const;

@@ -64,6 +64,7 @@ export {
   AuthTriesExceededError,
   ChannelClosedError,
   ConnectionClosedError,
+  ConnectionRefusedError,
   ERROR_CODES,
   GlidesshError,
   HookError,
@@ -71,6 +72,8 @@ export {
   KeyParseError,
   ServerClosedError,
   SessionExitedError,
+  StrictKexRequiredError,
   TimeoutError,
 } from './errors.js';
 export type { TimeoutKind } from './errors.js';
+export type { MaxStartups, PenaltyOptions } from './limits.js';

@@ -4,6 +4,8 @@
  * @module
  */
 import { InvalidOptionError } from './errors.js';
+import { addToBlockList, parseMaxStartups, type MaxStartups, type PenaltyOptions } from './limits.js';
+import { BlockList } from 'node:net';
 import type {
   BannerHandler,
   ChannelHandler,
@@ -97,6 +99,59 @@ export interface ServerOptions {
   subsystemHandlers?: Record<string, SubsystemHandler>;
   /** Chooses algorithms per connection. Unset: ssh2's defaults. */
   serverConfigCallback?: ServerConfigCallback;
+  /**
+   * Connections served at once; more are refused at accept (a clean close, before any SSH work).
+   * @defaultValue `10000`
+   */
+  maxConnections?: number;
+  /**
+   * Random early drop of connections not yet authenticated, as OpenSSH's MaxStartups:
+   * `"start:rate:full"` or an object.
+   * @defaultValue `"10:30:100"`
+   */
+  maxStartups?: string | MaxStartups;
+  /** Connections not yet authenticated per source address (OpenSSH PerSourceMaxStartups). Unset: no per-source cap. */
+  perSourceMaxStartups?: number;
+  /**
+   * Penalty boxes for sources whose connections fail authentication, time out in the
+   * handshake or are refused (OpenSSH PerSourcePenalties); `false` turns them off.
+   * @defaultValue `{}` (on, with the defaults of {@link PenaltyOptions})
+   */
+  penalties?: PenaltyOptions | false;
+  /**
+   * Session channels open at once per connection (OpenSSH MaxSessions); more are refused.
+   * @defaultValue `10`
+   */
+  maxSessions?: number;
+  /**
+   * Channels of any type open at once per connection; more are refused.
+   * @defaultValue `256`
+   */
+  maxChannels?: number;
+  /**
+   * Milliseconds of silence from an authenticated client after which the server sends a
+   * keepalive request (OpenSSH ClientAliveInterval). `0`: off.
+   * @defaultValue `0`
+   */
+  keepaliveInterval?: number;
+  /**
+   * Unanswered keepalives before the connection is closed (OpenSSH ClientAliveCountMax).
+   * @defaultValue `3`
+   */
+  keepaliveCountMax?: number;
+  /**
+   * Drop clients that do not negotiate strict key exchange (the Terrapin countermeasure,
+   * CVE-2023-48795). Off by default because some clients (paramiko before 3.4) lack it.
+   * @defaultValue `false`
+   */
+  requireStrictKex?: boolean;
+  /**
+   * Milliseconds a channel handler, request handler, session callback or banner handler may
+   * take before it counts as a deny (reported as `ERR_HOOK`). Auth hooks are bounded by
+   * `handshakeTimeout`. `0`: no limit.
+   * @defaultValue `30000`
+   */
+  hookTimeout?: number;
 }
 
 /** The defaults of the numeric options. */
@@ -113,6 +168,20 @@ export const DEFAULTS = Object.freeze({
   maxTimeout: 0,
   /** Failed auth attempts before disconnect (OpenSSH MaxAuthTries). */
   maxAuthTries: 6,
+  /** Connections at once. */
+  maxConnections: 10_000,
+  /** OpenSSH MaxStartups. */
+  maxStartups: '10:30:100',
+  /** OpenSSH MaxSessions. */
+  maxSessions: 10,
+  /** Channels per connection. */
+  maxChannels: 256,
+  /** Server keepalive off (OpenSSH ClientAliveInterval 0). */
+  keepaliveInterval: 0,
+  /** OpenSSH ClientAliveCountMax. */
+  keepaliveCountMax: 3,
+  /** Milliseconds a non-auth hook may take. */
+  hookTimeout: 30_000,
 });
 
 const FUNCTIONS = [
@@ -131,11 +200,16 @@ const FUNCTIONS = [
   'serverConfigCallback',
 ] as const;
 const REGISTRIES = ['channelHandlers', 'requestHandlers', 'subsystemHandlers'] as const;
-const DURATIONS = ['handshakeTimeout', 'idleTimeout', 'maxTimeout'] as const;
+const DURATIONS = ['handshakeTimeout', 'idleTimeout', 'maxTimeout', 'keepaliveInterval', 'hookTimeout'] as const;
+const COUNTS = ['maxConnections', 'perSourceMaxStartups', 'maxSessions', 'maxChannels', 'keepaliveCountMax'] as const;
 const KNOWN = new Set<string>([
   ...FUNCTIONS,
   ...REGISTRIES,
   ...DURATIONS,
+  ...COUNTS,
+  'maxStartups',
+  'penalties',
+  'requireStrictKex',
   'addr',
   'hostKeys',
   'version',
@@ -176,6 +250,28 @@ export function validateOptions(options: unknown): ServerOptions {
       throw new InvalidOptionError(key, `must be a whole number of milliseconds from 0 to ${MAX_DELAY}`);
     }
   }
+  for (const key of COUNTS) {
+    const v = o[key];
+    if (v === undefined) continue;
+    const min = key === 'keepaliveCountMax' ? 1 : key === 'maxSessions' ? 0 : 1;
+    if (typeof v !== 'number' || !((Number.isInteger(v) && v >= min) || v === Infinity)) {
+      throw new InvalidOptionError(key, `must be a whole number of at least ${min} (or Infinity)`);
+    }
+  }
+  if (o.maxStartups !== undefined) {
+    if (typeof o.maxStartups !== 'string' && (typeof o.maxStartups !== 'object' || o.maxStartups === null)) {
+      throw new InvalidOptionError('maxStartups', 'must be "start:rate:full" or { start, rate, full }');
+    }
+    try {
+      parseMaxStartups(o.maxStartups as string | MaxStartups);
+    } catch (err) {
+      throw new InvalidOptionError('maxStartups', (err as Error).message);
+    }
+  }
+  if (o.penalties !== undefined && o.penalties !== false) validatePenalties(o.penalties);
+  if (o.requireStrictKex !== undefined && typeof o.requireStrictKex !== 'boolean') {
+    throw new InvalidOptionError('requireStrictKex', 'must be a boolean');
+  }
   if (o.maxAuthTries !== undefined) {
     const v = o.maxAuthTries;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
@@ -212,4 +308,32 @@ export function parseAddr(addr: string): { host: string | undefined; port: numbe
   if (!m || port > 65535) throw new InvalidOptionError('addr', `"${addr}" is not "host:port"`);
   const host = m[1] ?? m[2] ?? '';
   return { host: host === '' ? undefined : host, port };
+}
+
+const PENALTY_KEYS = ['authFail', 'noAuth', 'graceExceeded', 'min', 'max', 'maxSources'] as const;
+
+function validatePenalties(p: unknown): void {
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) {
+    throw new InvalidOptionError('penalties', 'must be false or an object');
+  }
+  const o = p as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (key === 'exempt') continue;
+    if (!(PENALTY_KEYS as readonly string[]).includes(key)) throw new InvalidOptionError('penalties', `unknown field "${key}"`);
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+      throw new InvalidOptionError('penalties', `"${key}" must be a number of seconds >= 0`);
+    }
+  }
+  if (o.exempt !== undefined) {
+    if (!Array.isArray(o.exempt)) throw new InvalidOptionError('penalties', '"exempt" must be an array of addresses or CIDR blocks');
+    const list = new BlockList();
+    for (const e of o.exempt) {
+      try {
+        addToBlockList(list, String(e));
+      } catch (err) {
+        throw new InvalidOptionError('penalties', (err as Error).message);
+      }
+    }
+  }
 }

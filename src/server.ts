@@ -9,11 +9,12 @@ import type { Duplex } from 'node:stream';
 import type ssh2 from 'ssh2';
 import { Connection, type ServerInternals } from './connection.js';
 import type { ConnectionContext, Context } from './context.js';
-import { HookError, InvalidOptionError, ServerClosedError } from './errors.js';
+import { ConnectionRefusedError, HookError, InvalidOptionError, ServerClosedError } from './errors.js';
 import type { Handler, Middleware, ServerConfig } from './hooks.js';
 import { generateHostKey, loadHostKey, type HostKey } from './keys.js';
 import { compose } from './middleware.js';
 import { DEFAULTS, parseAddr, validateOptions, type ServerOptions } from './options.js';
+import { Admission, parseMaxStartups } from './limits.js';
 import { connectionStream, createSsh2Server, type Ssh2Connection } from './internal/ssh2-compat.js';
 
 /** Distinct algorithm configurations kept ready at once (from `serverConfigCallback`). */
@@ -54,6 +55,7 @@ export class Server extends EventEmitter<ServerEvents> {
   private closed = false;
   private closePromise: Promise<void> | undefined;
   private readonly internals: ServerInternals;
+  private readonly admission: Admission;
 
   /** Validates `options` (throws `InvalidOptionError` naming the bad one) and loads host keys. */
   constructor(options?: ServerOptions) {
@@ -67,8 +69,16 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     if (this.hostKeys.length === 0) this.hostKeys.push(generateHostKey());
     this.hostKeys = dedupeByType(this.hostKeys);
+    const o = this.options;
+    this.admission = new Admission(
+      o.maxConnections ?? DEFAULTS.maxConnections,
+      parseMaxStartups(o.maxStartups ?? DEFAULTS.maxStartups),
+      o.perSourceMaxStartups ?? Infinity,
+      o.penalties ?? {},
+    );
     const self = this;
     this.internals = {
+      admission: this.admission,
       server: this,
       options: this.options,
       version: this.options.version ?? DEFAULTS.version,
@@ -147,13 +157,41 @@ export class Server extends EventEmitter<ServerEvents> {
       socket.destroy();
       return;
     }
-    const c = new Connection(this.internals, socket);
+    const raw = (socket as { remoteAddress?: string }).remoteAddress ?? '';
+    const source = raw.startsWith('::ffff:') && raw.includes('.') ? raw.slice(7) : raw;
+    const refusal = this.admission.admit(source);
+    if (refusal) {
+      this.refuse(socket, source, refusal);
+      return;
+    }
+    const c = new Connection(this.internals, socket, source);
     this.connections.add(c);
     void c.whenClosed().then(() => this.connections.delete(c));
     c.start().catch((err: unknown) => {
       this.report(err, c.ctx);
       c.destroy();
     });
+  }
+
+  /**
+   * Closes a refused socket cleanly: no SSH bytes, a FIN rather than a reset, and a bounded
+   * wait for the peer's side before the socket is destroyed.
+   */
+  private refuse(socket: Duplex, source: string, reason: string): void {
+    socket.on('error', () => undefined);
+    socket.resume();
+    socket.end();
+    const kill = setTimeout(() => socket.destroy(), 2000);
+    kill.unref();
+    socket.once('close', () => clearTimeout(kill));
+    const cb = this.options.connectionFailedCallback;
+    if (cb) {
+      try {
+        cb(socket, new ConnectionRefusedError(reason));
+      } catch (err) {
+        this.report(new HookError('connectionFailedCallback', err));
+      }
+    }
   }
 
   /** The address of the first listener, or null. */

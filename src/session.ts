@@ -25,7 +25,7 @@ import {
   sendExitStatus,
   type Ssh2Channel,
 } from './internal/ssh2-compat.js';
-import { callHook, type Runtime } from './internal/runtime.js';
+import { callHook, hookTimeout, type Runtime } from './internal/runtime.js';
 import { WireReader } from './internal/wire.js';
 import { readChunks } from './internal/chunks.js';
 import { LazySignal } from './internal/lazy-signal.js';
@@ -431,7 +431,7 @@ export class Session extends ChannelBase {
       modes: parseTerminalModes(modes),
     };
     const cb = this.rt.options.ptyCallback;
-    if (cb && !(await callHook(this.rt, 'ptyCallback', cb, [this.context, pty], false))) return false;
+    if (cb && !(await callHook(this.rt, 'ptyCallback', cb, [this.context, pty], false, hookTimeout(this.rt)))) return false;
     if (this.started || this.channelClosed) return false;
     this.pty = pty;
     return true;
@@ -450,7 +450,7 @@ export class Session extends ChannelBase {
     if (type === 'exec') this.rawCommand = arg;
     if (type === 'subsystem') this.subsystem = arg;
     const cb = this.rt.options.sessionRequestCallback;
-    if (cb && !(await callHook(this.rt, 'sessionRequestCallback', cb, [this, type], false))) {
+    if (cb && !(await callHook(this.rt, 'sessionRequestCallback', cb, [this, type], false, hookTimeout(this.rt)))) {
       this.rawCommand = this.subsystem = '';
       return false;
     }

@@ -49,11 +49,27 @@ export async function callHook<A extends unknown[], R, F>(
   fn: (...args: A) => R | Promise<R>,
   args: A,
   fallback: F,
+  timeoutMs = 0,
 ): Promise<R | F> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    return await fn(...args);
+    const result = fn(...args);
+    if (!timeoutMs || !(result instanceof Promise)) return await result;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`did not settle within ${timeoutMs} ms`)), timeoutMs);
+      timer.unref();
+    });
+    result.catch(() => undefined); // a rejection after the timeout is not unhandled
+    return await Promise.race([result, late]);
   } catch (err) {
     rt.report(new HookError(name, err));
     return fallback;
+  } finally {
+    if (timer) clearTimeout(timer);
   }
+}
+
+/** The time limit for hooks other than auth hooks (`hookTimeout`). */
+export function hookTimeout(rt: Pick<Runtime, 'options'>): number {
+  return rt.options.hookTimeout ?? 30_000;
 }

@@ -32,6 +32,7 @@ const { Channel, MAX_WINDOW, PACKET_SIZE } = channelModule;
 /** Disconnect reason codes (RFC 4253 §11.1) that glidessh sends. */
 export const DISCONNECT = {
   PROTOCOL_ERROR: 2,
+  KEY_EXCHANGE_FAILED: 3,
   BY_APPLICATION: 11,
   TOO_MANY_CONNECTIONS: 12,
   NO_MORE_AUTH_METHODS_AVAILABLE: 14,
@@ -128,6 +129,8 @@ export interface ConnectionHooks {
   signedPublicKey(signedData: Buffer, signature: Buffer): void;
   /** Resolves when SERVICE_REQUEST may be answered (the banner is ready). */
   serviceGate(): Promise<void> | undefined;
+  /** The signature algorithms to advertise in EXT_INFO `server-sig-algs` (RFC 8308). */
+  serverSigAlgs: readonly string[];
 }
 
 const kHooks = Symbol('glidessh.hooks');
@@ -278,6 +281,25 @@ export function hookConnection(conn: Ssh2Connection, hooks: ConnectionHooks): vo
     }
   }) as never;
 
+  // §3.3: ssh2's EXT_INFO says "ecdsa-sha2-nistp521rsa-sha2-512" (a missing comma hides both
+  // names from clients) and ignores what the server verifies. Send our own after the first
+  // NEWKEYS, and tell ssh2 the client did not ask for one so it sends none.
+  const p = proto as HookedProtocol & {
+    _onHandshakeComplete: (...args: unknown[]) => unknown;
+    _kex?: { remoteExtInfoEnabled?: boolean; sessionID?: Buffer };
+  };
+  const onHandshakeComplete = p._onHandshakeComplete;
+  let firstKex = true;
+  p._onHandshakeComplete = (...args: unknown[]) => {
+    if (firstKex && p._kex?.remoteExtInfoEnabled) {
+      p._kex.remoteExtInfoEnabled = false;
+      const algs = hooks.serverSigAlgs.join(',');
+      sendPayload(conn, new WireWriter().byte(MESSAGE.EXT_INFO!).uint32(1).string('server-sig-algs').string(algs).toBuffer(), false);
+    }
+    firstKex = false;
+    return onHandshakeComplete(...args);
+  };
+
   // §1.3: answer a repeated SERVICE_REQUEST for ssh-userauth instead of disconnecting, and
   // hold the first one (with everything auth-related behind it) until the banner is ready.
   const original = h.SERVICE_REQUEST as (p: unknown, service: string) => void;
@@ -311,6 +333,16 @@ export function hookConnection(conn: Ssh2Connection, hooks: ConnectionHooks): vo
     open = false;
     waitFor.then(run, run);
   }) as never;
+}
+
+/** Sends `keepalive@openssh.com` with want-reply; any answer (even a failure) proves the client alive. */
+export function sendKeepalive(conn: Ssh2Connection): void {
+  (conn._protocol as Ssh2Protocol & { ping(): void }).ping();
+}
+
+/** Channels of any kind open (or being opened) on the connection. */
+export function openChannelCount(conn: Ssh2Connection): number {
+  return (conn._chanMgr as ChannelManager & { _count: number })._count;
 }
 
 /** Sets the banner sent with SERVICE_ACCEPT (it must be set before the client asks). */

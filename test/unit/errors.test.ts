@@ -20,6 +20,8 @@ import {
   ServerClosedError,
   SessionExitedError,
   TimeoutError,
+  ConnectionRefusedError,
+  StrictKexRequiredError,
 } from '../../src/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -60,6 +62,8 @@ const instances: Array<[GlidesshError, string, Function]> = [
   [new HookError('passwordHandler', new Error('boom')), 'ERR_HOOK', HookError],
   [new ConnectionClosedError(), 'ERR_CONNECTION_CLOSED', ConnectionClosedError],
   [new GlidesshError('ERR_CONNECTION_DROPPED', 'dropped by connCallback'), 'ERR_CONNECTION_DROPPED', GlidesshError],
+  [new ConnectionRefusedError('max-startups'), 'ERR_CONNECTION_REFUSED', ConnectionRefusedError],
+  [new StrictKexRequiredError(), 'ERR_STRICT_KEX', StrictKexRequiredError],
 ];
 
 describe('ERROR_CODES and docs/errors.md', () => {
