@@ -117,8 +117,10 @@ export class Connection {
     readonly socket: Duplex,
     /** The source address as admitted (IPv4-mapped IPv6 unwrapped). */
     private readonly source: string,
+    /** The addresses (from a PROXY header when there is one). */
+    addr?: { remoteAddress?: string; remotePort?: number; localAddress?: string; localPort?: number },
   ) {
-    const s = socket as Partial<Socket>;
+    const s = addr ?? (socket as Partial<Socket>);
     this.ctx = new ConnectionContext(srv.server, s);
     this.ctx.serverVersion = `SSH-2.0-${srv.version}`;
   }

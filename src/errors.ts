@@ -145,6 +145,16 @@ export class ConnectionClosedError extends GlidesshError {
   }
 }
 
+/**
+ * A forwarding helper failed: `newAgentListener()` could not create its socket (the original
+ * error is `cause`), or a forwarded connection was refused by a limit. Code `ERR_FORWARDING`.
+ */
+export class ForwardingError extends GlidesshError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_FORWARDING', message, options);
+  }
+}
+
 /** Every error code glidessh uses, for documentation and tests. */
 export const ERROR_CODES = [
   'ERR_INVALID_OPTION',
@@ -159,4 +169,6 @@ export const ERROR_CODES = [
   'ERR_CONNECTION_DROPPED',
   'ERR_CONNECTION_REFUSED',
   'ERR_STRICT_KEX',
+  'ERR_FORWARDING',
+  'ERR_PROXY_PROTOCOL',
 ] as const;

@@ -77,3 +77,5 @@ export {
 } from './errors.js';
 export type { TimeoutKind } from './errors.js';
 export type { MaxStartups, PenaltyOptions } from './limits.js';
+export { ProxyProtocolError, parseProxyHeader } from './proxy-protocol.js';
+export type { ProxyHeader, ProxyProtocolOptions } from './proxy-protocol.js';

@@ -6,6 +6,7 @@
 import { InvalidOptionError } from './errors.js';
 import { addToBlockList, parseMaxStartups, type MaxStartups, type PenaltyOptions } from './limits.js';
 import { BlockList } from 'node:net';
+import type { ProxyProtocolOptions } from './proxy-protocol.js';
 import type {
   BannerHandler,
   ChannelHandler,
@@ -73,6 +74,12 @@ export interface ServerOptions {
   localPortForwardingCallback?: LocalPortForwardingCallback;
   /** Decides `tcpip-forward` (ssh -R). Unset: **denied**. */
   reversePortForwardingCallback?: ReversePortForwardingCallback;
+  /** Decides `direct-streamlocal@openssh.com` (ssh -L to a Unix socket). Unset: **denied**. */
+  localUnixForwardingCallback?: LocalUnixForwardingCallback;
+  /** Decides `streamlocal-forward@openssh.com` (ssh -R from a Unix socket). Unset: **denied**. */
+  reverseUnixForwardingCallback?: ReverseUnixForwardingCallback;
+  /** Decides `auth-agent-req@openssh.com` (ssh -A). Unset: accepted, as gliderlabs does. */
+  agentForwardingCallback?: AgentForwardingCallback;
   /**
    * Milliseconds from accept until authenticated, after which the connection is closed
    * (OpenSSH's LoginGraceTime). `0`: no limit.
@@ -152,6 +159,13 @@ export interface ServerOptions {
    * @defaultValue `30000`
    */
   hookTimeout?: number;
+  /**
+   * Expect a PROXY protocol (v1 or v2) header from a load balancer before the SSH stream; the
+   * client address it carries becomes `ctx.remoteAddress` and is what limits and penalties
+   * see. A connection without a valid header is dropped. `true` or settings.
+   * Unset: no PROXY header expected.
+   */
+  proxyProtocol?: boolean | ProxyProtocolOptions;
 }
 
 /** The defaults of the numeric options. */
@@ -197,6 +211,9 @@ const FUNCTIONS = [
   'connectionCloseCallback',
   'localPortForwardingCallback',
   'reversePortForwardingCallback',
+  'localUnixForwardingCallback',
+  'reverseUnixForwardingCallback',
+  'agentForwardingCallback',
   'serverConfigCallback',
 ] as const;
 const REGISTRIES = ['channelHandlers', 'requestHandlers', 'subsystemHandlers'] as const;
@@ -210,6 +227,7 @@ const KNOWN = new Set<string>([
   'maxStartups',
   'penalties',
   'requireStrictKex',
+  'proxyProtocol',
   'addr',
   'hostKeys',
   'version',
@@ -272,6 +290,7 @@ export function validateOptions(options: unknown): ServerOptions {
   if (o.requireStrictKex !== undefined && typeof o.requireStrictKex !== 'boolean') {
     throw new InvalidOptionError('requireStrictKex', 'must be a boolean');
   }
+  if (o.proxyProtocol !== undefined) validateProxyProtocol(o.proxyProtocol);
   if (o.maxAuthTries !== undefined) {
     const v = o.maxAuthTries;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
@@ -333,6 +352,31 @@ function validatePenalties(p: unknown): void {
         addToBlockList(list, String(e));
       } catch (err) {
         throw new InvalidOptionError('penalties', (err as Error).message);
+      }
+    }
+  }
+}
+
+function validateProxyProtocol(v: unknown): void {
+  if (typeof v === 'boolean') return;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new InvalidOptionError('proxyProtocol', 'must be a boolean or { trusted?, timeout? }');
+  }
+  const o = v as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (key !== 'trusted' && key !== 'timeout') throw new InvalidOptionError('proxyProtocol', `unknown field "${key}"`);
+  }
+  if (o.timeout !== undefined && (typeof o.timeout !== 'number' || !Number.isInteger(o.timeout) || o.timeout < 1 || o.timeout > 2 ** 31 - 1)) {
+    throw new InvalidOptionError('proxyProtocol', '"timeout" must be a whole number of milliseconds');
+  }
+  if (o.trusted !== undefined) {
+    if (!Array.isArray(o.trusted)) throw new InvalidOptionError('proxyProtocol', '"trusted" must be an array of addresses or CIDR blocks');
+    const list = new BlockList();
+    for (const e of o.trusted) {
+      try {
+        addToBlockList(list, String(e));
+      } catch (err) {
+        throw new InvalidOptionError('proxyProtocol', (err as Error).message);
       }
     }
   }

@@ -15,6 +15,7 @@ import { generateHostKey, loadHostKey, type HostKey } from './keys.js';
 import { compose } from './middleware.js';
 import { DEFAULTS, parseAddr, validateOptions, type ServerOptions } from './options.js';
 import { Admission, parseMaxStartups } from './limits.js';
+import { ProxyProtocolError, readProxyHeader, trustCheck, type ProxyHeader } from './proxy-protocol.js';
 import { connectionStream, createSsh2Server, type Ssh2Connection } from './internal/ssh2-compat.js';
 
 /** Distinct algorithm configurations kept ready at once (from `serverConfigCallback`). */
@@ -56,6 +57,9 @@ export class Server extends EventEmitter<ServerEvents> {
   private closePromise: Promise<void> | undefined;
   private readonly internals: ServerInternals;
   private readonly admission: Admission;
+  /** Sockets whose PROXY header is still being read. */
+  private readonly awaitingHeader = new Set<Duplex>();
+  private readonly trustedProxy: ((address: string) => boolean) | undefined;
 
   /** Validates `options` (throws `InvalidOptionError` naming the bad one) and loads host keys. */
   constructor(options?: ServerOptions) {
@@ -76,6 +80,9 @@ export class Server extends EventEmitter<ServerEvents> {
       o.perSourceMaxStartups ?? Infinity,
       o.penalties ?? {},
     );
+    if (o.proxyProtocol) {
+      this.trustedProxy = trustCheck(typeof o.proxyProtocol === 'object' ? o.proxyProtocol.trusted : undefined);
+    }
     const self = this;
     this.internals = {
       admission: this.admission,
@@ -157,14 +164,64 @@ export class Server extends EventEmitter<ServerEvents> {
       socket.destroy();
       return;
     }
-    const raw = (socket as { remoteAddress?: string }).remoteAddress ?? '';
+    if (this.trustedProxy) {
+      this.acceptProxied(socket, this.trustedProxy);
+      return;
+    }
+    this.admit(socket, undefined);
+  }
+
+  /** Reads a PROXY header first (the `proxyProtocol` option); drops the socket without one. */
+  private acceptProxied(socket: Duplex, trusted: (address: string) => boolean): void {
+    const peer = (socket as { remoteAddress?: string }).remoteAddress ?? '';
+    const drop = (err: Error): void => {
+      socket.on('error', () => undefined);
+      socket.destroy();
+      const cb = this.options.connectionFailedCallback;
+      try {
+        cb?.(socket, err);
+      } catch (e) {
+        this.report(new HookError('connectionFailedCallback', e));
+      }
+    };
+    if (!trusted(peer)) return drop(new ProxyProtocolError(`${peer} is not a trusted proxy`));
+    const pp = this.options.proxyProtocol;
+    const timeout = (typeof pp === 'object' ? pp.timeout : undefined) ?? 10_000;
+    socket.on('error', () => undefined);
+    this.awaitingHeader.add(socket);
+    readProxyHeader(socket, timeout).then(
+      (header) => {
+        this.awaitingHeader.delete(socket);
+        if (this.closed) socket.destroy();
+        else this.admit(socket, header);
+      },
+      (err: Error) => {
+        this.awaitingHeader.delete(socket);
+        drop(err);
+      },
+    );
+  }
+
+  /** Admission control, then a Connection. */
+  private admit(socket: Duplex, header: ProxyHeader | undefined): void {
+    const s = socket as { remoteAddress?: string; remotePort?: number; localAddress?: string; localPort?: number };
+    const addr =
+      header?.command === 'PROXY'
+        ? {
+            remoteAddress: header.sourceAddress,
+            remotePort: header.sourcePort,
+            localAddress: header.destinationAddress,
+            localPort: header.destinationPort,
+          }
+        : { remoteAddress: s.remoteAddress, remotePort: s.remotePort, localAddress: s.localAddress, localPort: s.localPort };
+    const raw = addr.remoteAddress ?? '';
     const source = raw.startsWith('::ffff:') && raw.includes('.') ? raw.slice(7) : raw;
     const refusal = this.admission.admit(source);
     if (refusal) {
       this.refuse(socket, source, refusal);
       return;
     }
-    const c = new Connection(this.internals, socket, source);
+    const c = new Connection(this.internals, socket, source, addr);
     this.connections.add(c);
     void c.whenClosed().then(() => this.connections.delete(c));
     c.start().catch((err: unknown) => {
@@ -206,6 +263,7 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Stops listening and ends every connection now, including those still in the handshake. */
   close(): Promise<void> {
     this.stopAccepting();
+    for (const s of this.awaitingHeader) s.destroy();
     for (const c of this.connections) c.destroy();
     return this.finish();
   }
