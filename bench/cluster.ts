@@ -12,7 +12,8 @@ import { nowMs, percentile } from './lib/util.js';
 
 const quick = process.argv.includes('--quick');
 const seconds = quick ? 3 : 10;
-const concurrency = 16;
+// Below MaxStartups (10 unauthenticated connections), so the default limit refuses none.
+const concurrency = 8;
 
 async function measure(workers: number): Promise<{ workers: number; conns: number; rate: number; p50: number; p99: number; failures: number }> {
   const child = spawnTracked(process.execPath, ['--import', 'tsx', 'examples/cluster.ts'], {
