@@ -16,6 +16,7 @@ import { parsePublicKey, verifySignature, type PublicKey } from './keys.js';
 import type { KeyboardInteractiveChallenge, Permissions } from './types.js';
 import { DISCONNECT, disconnect } from './internal/ssh2-compat.js';
 import { callHook, type Runtime } from './internal/runtime.js';
+import { AuthPolicy, failureFloor, takeAuthFailure } from './auth-policy.js';
 
 /** The subset of ssh2's auth context glidessh uses. */
 interface Ssh2AuthContext {
@@ -52,7 +53,12 @@ export class Authenticator {
   /** Called when the client failed too many times (the connection is then closed). */
   onTooMany: ((err: Error) => void) | undefined;
 
-  constructor(private readonly rt: Runtime) {}
+  /** Multi-factor sequences (`authMethods`) and the methods to offer next. */
+  private readonly policy: AuthPolicy;
+
+  constructor(private readonly rt: Runtime) {
+    this.policy = new AuthPolicy(rt.ctx, () => this.methods, rt.options.authMethods);
+  }
 
   /** The methods offered, in the order clients should try them. */
   get methods(): string[] {
@@ -94,8 +100,13 @@ export class Authenticator {
     let key: PublicKey | undefined;
     let ok = false;
     let counts = true;
+    // For authFailedCallback: why it failed (a handler may note a better reason) and the key offered.
+    const started = performance.now();
+    takeAuthFailure(ctx);
+    let reason = 'denied';
+    let offered: PublicKey | undefined;
 
-    switch (a.method) {
+    switch (this.policy.allows(a.method) ? a.method : '') {
       case 'none':
         counts = false;
         ok = this.methods.length === 0;
@@ -111,8 +122,10 @@ export class Authenticator {
         try {
           candidate = parsePublicKey(a.key.data);
         } catch {
+          reason = 'invalid-key';
           break;
         }
+        offered = candidate;
         if (a.signature === undefined) {
           // A query: "would this key do?" Answering yes sends PK_OK; it authenticates nothing.
           const would = await callHook(this.rt, 'publicKeyHandler', o.publicKeyHandler, [ctx, candidate], false);
@@ -125,7 +138,10 @@ export class Authenticator {
           break;
         }
         const raw = this.takeSignature(a.blob);
-        if (!raw || !verifySignature(candidate, raw.data, raw.signature)) break;
+        if (!raw || !verifySignature(candidate, raw.data, raw.signature)) {
+          reason = 'bad-signature';
+          break;
+        }
         ok = await callHook(this.rt, 'publicKeyHandler', o.publicKeyHandler, [ctx, candidate], false);
         if (ok === true) key = candidate;
         break;
@@ -147,19 +163,43 @@ export class Authenticator {
         break;
       }
       default:
+        reason = 'method-not-allowed';
         break;
     }
 
     if (id !== this.attempt) return; // a newer attempt replaced this one (RFC 4252 §5)
     if (ok === true) {
-      ctx.permissions = perms;
-      ctx.publicKey = key;
-      this.finish(a, true);
-      return;
+      const step = this.policy.succeeded(a.method, perms, key);
+      ctx.publicKey = step.publicKey;
+      if (step.done) {
+        ctx.permissions = step.permissions;
+        this.finish(a, true);
+        return;
+      }
+      if (step.reason === undefined) {
+        // One factor of several (authMethods): partial success, offering the next ones.
+        ctx.permissions = newPermissions();
+        if (!this.rt.conn._sock.destroyed) a.reject(this.policy.next(), true);
+        return;
+      }
+      reason = step.reason;
     }
     ctx.permissions = newPermissions();
-    if (counts) this.failures++;
+    if (counts) {
+      this.failures++;
+      this.reportFailure(a.method, takeAuthFailure(ctx) ?? reason, offered);
+    }
+    await failureFloor(started, a.username);
+    if (id !== this.attempt) return;
     this.finish(a, false);
+  }
+
+  /** Tells `authFailedCallback` (never awaited; a throw is reported on `'error'`). */
+  private reportFailure(method: string, reason: string, publicKey: PublicKey | undefined): void {
+    const cb = this.rt.options.authFailedCallback;
+    if (!cb) return;
+    const ctx = this.rt.ctx;
+    void callHook(this.rt, 'authFailedCallback', cb, [ctx, { method, reason, user: ctx.user, publicKey }], undefined);
   }
 
   private finish(a: Ssh2AuthContext, ok: boolean): void {
@@ -176,7 +216,7 @@ export class Authenticator {
       disconnect(this.rt.conn, DISCONNECT.NO_MORE_AUTH_METHODS_AVAILABLE, 'Too many authentication failures');
       return;
     }
-    a.reject(this.methods);
+    a.reject(this.policy.next());
   }
 
   private takeSignature(blob: Buffer | undefined): { data: Buffer; signature: Buffer } | undefined {

@@ -276,6 +276,11 @@ export class Connection {
 
   private onChannelOpen(rt: Runtime, open: RawChannelOpen): void {
     const conn = this.conn!;
+    if (open.packetSize === 0) {
+      // ssh2's channel writers loop forever on a maximum packet size of 0 (the process hangs).
+      rejectChannel(conn, open, ChannelRejectReason.CONNECT_FAILED, 'maximum packet size 0');
+      return;
+    }
     const reg = this.srv.options.channelHandlers ?? { session: defaultSessionHandler };
     const handler = Object.hasOwn(reg, open.type) ? reg[open.type] : reg['default'];
     if (!handler) {
@@ -308,17 +313,21 @@ export class Connection {
 
   private onGlobalRequest(rt: Runtime, name: string, wantReply: boolean, payload: Buffer): void {
     let answer: Promise<boolean | { ok: boolean; payload?: Buffer }>;
+    let now: boolean | undefined; // the answer when no hook is involved
     if (name === 'no-more-sessions@openssh.com') {
       this.noMoreSessions = true;
-      answer = Promise.resolve(true);
+      answer = Promise.resolve((now = true));
     } else {
       const reg = this.srv.options.requestHandlers;
       const handler = reg ? (Object.hasOwn(reg, name) ? reg[name] : reg['default']) : undefined;
       answer = handler
         ? callHook(rt, `requestHandlers.${name}`, handler, [this.ctx, { name, wantReply, payload }], false, hookTimeout(rt))
-        : Promise.resolve(false);
+        : Promise.resolve((now = false));
     }
     if (!wantReply) return;
+    // Nothing waits before it: answer at once, so a burst of pipelined requests (one TCP read
+    // holds ~1 600) is not mistaken for a queue of slow hooks.
+    if (now !== undefined && this.pendingGlobal === 0) return void (this.closed || replyGlobalRequest(this.conn!, now));
     if (++this.pendingGlobal > MAX_PENDING_GLOBAL) return this.destroy(new ConnectionClosedError('too many pending requests'));
     // Replies go out in request order (RFC 4254 §4), whatever order the handlers finish in.
     this.globalReplies = this.globalReplies.then(async () => {

@@ -146,12 +146,53 @@ export class ConnectionClosedError extends GlidesshError {
 }
 
 /**
- * A forwarding helper failed: `newAgentListener()` could not create its socket (the original
- * error is `cause`), or a forwarded connection was refused by a limit. Code `ERR_FORWARDING`.
+ * A forwarding helper failed: `newAgentListener()` could not create its socket, or a
+ * forwarding listener could not accept (reported on `'error'`); the original error is `cause`.
+ * Code `ERR_FORWARDING`.
  */
 export class ForwardingError extends GlidesshError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_FORWARDING', message, options);
+  }
+}
+
+/**
+ * An optional peer dependency a feature needs is not installed: `node-pty` for `runInPty` and
+ * `ptyHandler`, `ink` for `glidessh/ink`. The message says what to install. Code
+ * `ERR_MISSING_DEPENDENCY`.
+ *
+ * @example
+ * ```ts
+ * try { await runInPty(session, 'bash') } catch (err) {
+ *   if (err instanceof GlidesshError && err.code === 'ERR_MISSING_DEPENDENCY') console.error(err.message);
+ * }
+ * ```
+ */
+export class MissingDependencyError extends GlidesshError {
+  /** The npm package that is missing, e.g. `"node-pty"`. */
+  readonly dependency: string;
+  constructor(dependency: string, feature: string, options?: { cause?: unknown }) {
+    super(
+      'ERR_MISSING_DEPENDENCY',
+      `${feature} needs the optional package "${dependency}", which is not installed: run \`npm install ${dependency}\``,
+      options,
+    );
+    this.dependency = dependency;
+  }
+}
+
+/**
+ * A terminal feature (`createTerminal`, `inkHandler`, `runInPty`) was used on a session without
+ * a pty; the client must ask for one (`ssh -t`). Code `ERR_NO_PTY`.
+ *
+ * @example
+ * ```ts
+ * server.use(activeTerm()); // refuses such sessions politely before the handler runs
+ * ```
+ */
+export class NoPtyError extends GlidesshError {
+  constructor(message = 'The session has no pty (connect with ssh -t)') {
+    super('ERR_NO_PTY', message);
   }
 }
 
@@ -171,4 +212,7 @@ export const ERROR_CODES = [
   'ERR_STRICT_KEX',
   'ERR_FORWARDING',
   'ERR_PROXY_PROTOCOL',
+  'ERR_MISSING_DEPENDENCY',
+  'ERR_NO_PTY',
+  'ERR_SFTP_STATUS',
 ] as const;

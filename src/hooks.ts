@@ -88,6 +88,78 @@ export type LocalPortForwardingCallback = (
 /** Decides whether the client may have the server listen on `host:port` (`ssh -R`). */
 export type ReversePortForwardingCallback = (ctx: Context, bindHost: string, bindPort: number) => MaybePromise<boolean>;
 
+/**
+ * Decides whether the client may connect to the Unix socket `socketPath` on the server
+ * (`ssh -L 8080:/run/app.sock`, channel `direct-streamlocal@openssh.com`).
+ * @see OpenSSH PROTOCOL §2.4
+ */
+export type LocalUnixForwardingCallback = (ctx: Context, socketPath: string) => MaybePromise<boolean>;
+
+/**
+ * Decides whether the client may have the server listen on the Unix socket `socketPath`
+ * (`ssh -R /tmp/app.sock:localhost:8080`, request `streamlocal-forward@openssh.com`).
+ * @see OpenSSH PROTOCOL §2.4
+ */
+export type ReverseUnixForwardingCallback = (ctx: Context, socketPath: string) => MaybePromise<boolean>;
+
+/**
+ * Decides whether a session's `auth-agent-req@openssh.com` (`ssh -A`) is accepted, which makes
+ * `agentRequested(session)` true.
+ * @see OpenSSH PROTOCOL.agent
+ */
+export type AgentForwardingCallback = (ctx: Context) => MaybePromise<boolean>;
+
+/**
+ * Why an authentication attempt failed: `'denied'` (a handler said no), `'bad-signature'`,
+ * `'invalid-key'` (unparsable or unsupported key), `'method-not-allowed'` (not offered at this
+ * point, e.g. out of `authMethods` order), `'repeated-key'` (the same key for two `publickey`
+ * factors), `'conflicting-permissions'` (factors with different forced commands), and from the
+ * built-in handlers `'key-not-authorized'`, `'key-expired'`, `'source-address'`,
+ * `'certificate-untrusted-ca'`, `'certificate-expired'`, `'certificate-not-yet-valid'`,
+ * `'certificate-principal'`, `'certificate-revoked'`, `'certificate-invalid'`.
+ */
+export type AuthFailureReason =
+  | 'denied'
+  | 'bad-signature'
+  | 'invalid-key'
+  | 'method-not-allowed'
+  | 'repeated-key'
+  | 'conflicting-permissions'
+  | 'key-not-authorized'
+  | 'key-expired'
+  | 'source-address'
+  | 'certificate-untrusted-ca'
+  | 'certificate-expired'
+  | 'certificate-not-yet-valid'
+  | 'certificate-principal'
+  | 'certificate-revoked'
+  | 'certificate-invalid'
+  | (string & {});
+
+/** One failed authentication attempt, as told to {@link AuthFailedCallback}. */
+export interface AuthFailure {
+  /** The method tried: `'publickey'`, `'password'`, `'keyboard-interactive'`, … */
+  method: string;
+  /** Why it failed. */
+  reason: AuthFailureReason;
+  /** The user name the client sent (it may not exist; nothing told the client either way). */
+  user: string;
+  /** For `publickey`, the key offered (its signature is not necessarily verified). */
+  publicKey: PublicKey | undefined;
+}
+
+/**
+ * Told about every failed authentication attempt (not `none`), for logs or fail2ban. It
+ * cannot change the outcome; a throw is reported on `'error'`.
+ *
+ * @example
+ * ```ts
+ * authFailedCallback: (ctx, f) =>
+ *   console.log(`Failed ${f.method} for ${f.user} from ${ctx.remoteAddress} port ${ctx.remotePort}: ${f.reason}`),
+ * ```
+ */
+export type AuthFailedCallback = (ctx: Context, failure: AuthFailure) => MaybePromise<void>;
+
 /** Computes the banner shown before authentication, per connection. */
 export type BannerHandler = (ctx: Context) => MaybePromise<string>;
 

@@ -8,6 +8,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, ran
 import { timingSafeEqual, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { KeyParseError } from './errors.js';
+import { isCertificateType, parseCertificateKey, type Certificate } from './certs.js';
 
 /**
  * A client or host public key.
@@ -24,6 +25,11 @@ export interface PublicKey {
   toAuthorizedKey(): string;
   /** Whether `other` is the same key; constant time, like {@link keysEqual}. */
   equals(other: PublicKey | undefined): boolean;
+  /**
+   * For an OpenSSH certificate key (`type` ending in `-cert-v01@openssh.com`), the certificate;
+   * its CA signature was verified when it was parsed. `undefined` for a plain key.
+   */
+  readonly certificate?: Certificate;
 }
 
 /** One parsed `authorized_keys` line. */
@@ -143,8 +149,10 @@ class SshPublicKey implements PublicKey {
  * Parses a public key from its SSH wire blob.
  *
  * Supports `ssh-ed25519`, `ecdsa-sha2-nistp256/384/521` and `ssh-rsa` (1024 to 16384 bits, as
- * OpenSSH). Certificates, `sk-*` security keys and DSA are rejected. An EC point that is not on
- * its curve is only found when the key is first used (see `publicKeyObject`).
+ * OpenSSH), and OpenSSH certificates of those keys (`*-cert-v01@openssh.com`, with the CA's
+ * signature verified; see `key.certificate`). `sk-*` security keys and DSA are rejected.
+ * An EC point that is not on its curve is only found when the key is first used (see
+ * `publicKeyObject`).
  *
  * @example
  * ```ts
@@ -152,10 +160,11 @@ class SshPublicKey implements PublicKey {
  * console.log(key.fingerprint()); // SHA256:…
  * ```
  * @throws {@link KeyParseError} if the blob is truncated, malformed or of an unsupported type.
- * @see RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4
+ * @see RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4, OpenSSH PROTOCOL.certkeys
  */
 export function parsePublicKey(wire: Buffer): PublicKey {
-  return parseWire(wire);
+  const type = wire.length >= 4 ? wire.subarray(4, 4 + wire.readUInt32BE(0)).toString('latin1') : '';
+  return isCertificateType(type) ? parseCertificateKey(wire) : parseWire(wire);
 }
 
 function parseWire(wire: Buffer): SshPublicKey {
@@ -217,6 +226,8 @@ export function publicKeyObject(key: PublicKey): KeyObject {
  * @see RFC 4253 §6.6, RFC 5656 §3.1.2, RFC 8332 §3, RFC 8709 §6
  */
 export function verifySignature(key: PublicKey, signedData: Buffer, signatureBlob: Buffer): boolean {
+  // A certificate's holder signs with the certified key, under the plain algorithm name.
+  if (key.certificate) return verifySignature(key.certificate.key, signedData, signatureBlob);
   try {
     const r = new WireReader(signatureBlob, 'signature');
     const algo = r.text();
@@ -324,7 +335,7 @@ export function parseAuthorizedKey(line: string): AuthorizedKey {
   if (!isKeyType(type, b64)) throw new KeyParseError(`Unsupported key type ${printable(type)}`);
   const blob = decodeBase64(b64);
   if (blob === undefined) throw new KeyParseError('Key data is not valid base64');
-  const key = parseWire(blob);
+  const key = parsePublicKey(blob);
   if (key.type !== type) throw new KeyParseError(`Key type ${printable(type)} does not match key data (${key.type})`);
   return { key, comment: comment.trim(), options };
 }

@@ -64,6 +64,8 @@ interface Penalty {
   until: number;
   /** Whether it crossed `min` and new connections are refused until `until`. */
   enforced: boolean;
+  /** When the current one-second accrual window opened (ms since the epoch). */
+  last: number;
 }
 
 /** @internal Counts and decides admissions for one server. */
@@ -125,11 +127,17 @@ export class Admission {
     if (!p) {
       if (this.penalties.size >= o.maxSources) this.sweep(now);
       if (this.penalties.size >= o.maxSources) return; // permissive on overflow, as OpenSSH
-      p = { until: now, enforced: false };
+      p = { until: now, enforced: false, last: now };
       this.penalties.set(source, p);
     }
-    p.until = Math.min(Math.max(p.until, now) + o[event] * 1000, now + o.max * 1000);
-    if (p.until - now >= o.min * 1000) p.enforced = true;
+    // OpenSSH counts in whole seconds, so failures in quick succession add up without decay
+    // (three auth failures in a row reach min = 15 s). Counting in milliseconds would let the
+    // time between them decay the balance below min forever; so an event within a second of
+    // the one that opened the current one-second window counts as of then.
+    if (now - p.last >= 1000) p.last = now;
+    const t = p.last;
+    p.until = Math.min(Math.max(p.until, t) + o[event] * 1000, t + o.max * 1000);
+    if (p.until - t >= o.min * 1000) p.enforced = true;
   }
 
   /** Whether `source` is refused now because of its penalty. */
@@ -181,7 +189,9 @@ export function parseMaxStartups(v: string | MaxStartups): MaxStartups {
     typeof v === 'string'
       ? (() => {
           const parts = v.split(':').map(Number);
-          return parts.length === 1 ? { start: parts[0]!, rate: 100, full: parts[0]! } : { start: parts[0]!, rate: parts[1]!, full: parts[2]! };
+          if (parts.length === 1) return { start: parts[0]!, rate: 100, full: parts[0]! };
+          // "10:30:100:5" is a typo, not "10:30:100": exactly three fields.
+          return parts.length === 3 ? { start: parts[0]!, rate: parts[1]!, full: parts[2]! } : { start: NaN, rate: NaN, full: NaN };
         })()
       : v;
   const ok =

@@ -24,7 +24,12 @@ import type {
   ServerConfigCallback,
   SessionRequestCallback,
   SubsystemHandler,
+  LocalUnixForwardingCallback,
+  ReverseUnixForwardingCallback,
+  AgentForwardingCallback,
+  AuthFailedCallback,
 } from './hooks.js';
+import { validateAuthMethods } from './auth-policy.js';
 
 /**
  * Settings of a {@link Server}. Every field is optional; the defaults are safe for a server
@@ -95,6 +100,22 @@ export interface ServerOptions {
    * @defaultValue `6`
    */
   maxAuthTries?: number;
+  /**
+   * Multi-factor authentication, as OpenSSH's AuthenticationMethods: lists of methods, one of
+   * which must be completed in order (e.g. `[['publickey', 'keyboard-interactive']]`: a key,
+   * then a one-time code). Each step short of a full list is an SSH partial success; the
+   * permissions of the factors combine (never widening), and the key verified by a `publickey`
+   * factor is `ctx.publicKey` from then on. Every method named needs its handler.
+   * Unset: any one offered method authenticates.
+   * @see sshd_config(5) AuthenticationMethods, RFC 4252 §5.1
+   */
+  authMethods?: string[][];
+  /**
+   * Told about every failed authentication attempt, with the method and a reason, for
+   * fail2ban-style logging. The client's reply is the same whatever the reason, and for an
+   * unknown user as for a known one. Unset: not reported.
+   */
+  authFailedCallback?: AuthFailedCallback;
   /**
    * Channel handlers by channel type; `"default"` handles types without an entry.
    * @defaultValue `{ session: defaultSessionHandler }`
@@ -215,6 +236,7 @@ const FUNCTIONS = [
   'reverseUnixForwardingCallback',
   'agentForwardingCallback',
   'serverConfigCallback',
+  'authFailedCallback',
 ] as const;
 const REGISTRIES = ['channelHandlers', 'requestHandlers', 'subsystemHandlers'] as const;
 const DURATIONS = ['handshakeTimeout', 'idleTimeout', 'maxTimeout', 'keepaliveInterval', 'hookTimeout'] as const;
@@ -233,6 +255,7 @@ const KNOWN = new Set<string>([
   'version',
   'banner',
   'maxAuthTries',
+  'authMethods',
 ]);
 
 /** The longest timer delay Node supports (about 24.8 days). */
@@ -297,6 +320,7 @@ export function validateOptions(options: unknown): ServerOptions {
       throw new InvalidOptionError('maxAuthTries', 'must be a whole number of at least 1');
     }
   }
+  if (o.authMethods !== undefined) validateAuthMethods(o);
   if (o.addr !== undefined) {
     if (typeof o.addr !== 'string') throw new InvalidOptionError('addr', 'must be a "host:port" string');
     parseAddr(o.addr);

@@ -64,7 +64,14 @@ const V2_MAX = 16 + 1024;
  * // { header: { version: 1, command: 'PROXY', sourceAddress: '203.0.113.7', … }, length: 42 }
  * ```
  */
-export function parseProxyHeader(buf: Buffer): { header: ProxyHeader; length: number } | undefined {
+export function parseProxyHeader(buf: Buffer):
+  | {
+      /** The parsed header. */
+      header: ProxyHeader;
+      /** Its length in bytes (the SSH stream starts after it). */
+      length: number;
+    }
+  | undefined {
   if (buf.length === 0) return undefined;
   if (buf[0] === 0x50) return parseV1(buf);
   if (buf[0] === 0x0d) return parseV2(buf);

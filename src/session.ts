@@ -13,6 +13,7 @@ import type { PublicKey } from './keys.js';
 import { CrlfEncoder, parseTerminalModes } from './pty.js';
 import type { Permissions, Pty, Signal, Window } from './types.js';
 import {
+  afterTransportDrain,
   ChannelBase,
   channelWritable,
   ExtendedDataWriter,
@@ -29,6 +30,8 @@ import { callHook, hookTimeout, type Runtime } from './internal/runtime.js';
 import { WireReader } from './internal/wire.js';
 import { readChunks } from './internal/chunks.js';
 import { LazySignal } from './internal/lazy-signal.js';
+import { applySessionRestrictions, isPermitted } from './restrictions.js';
+import { agentForwardingAllowed } from './agent.js';
 
 /** Signals kept for a `'signal'` listener that is not attached yet. */
 const SIGNAL_BUFFER = 128;
@@ -39,6 +42,8 @@ const MAX_QUEUED_REQUESTS = 1024;
 /** Bounds on what `env` requests may store. */
 const MAX_ENV = 256;
 const MAX_ENV_BYTES = 64 * 1024;
+/** Request types answered synchronously (no hook, no await in `handleRequest`); never list one that awaits. */
+const IMMEDIATE_REQUESTS = new Set(['env', 'window-change', 'signal', 'break']);
 
 /** The events a {@link Session} emits besides the stream events. */
 export type SessionEvents = {
@@ -91,6 +96,12 @@ export class Session extends ChannelBase {
   subsystem = '';
   /** Set once a `pty-req` was accepted. */
   pty: Pty | undefined;
+  /**
+   * Whether output under a pty has `\n` turned into `\r\n` (stdout and stderr). Set it to
+   * `false` to pass bytes through untouched, as for a program in a real PTY (`runInPty`).
+   * @defaultValue `true`
+   */
+  translateNewlines = true;
 
   private readonly rt: Runtime;
   private readonly aborter = new LazySignal();
@@ -124,7 +135,7 @@ export class Session extends ChannelBase {
     this.localPort = ctx.localPort;
     this.publicKey = ctx.publicKey;
     this.stderr = new ExtendedDataWriter(this.channel, rt.conn, (b) =>
-      this.pty ? (this.errCrlf ??= new CrlfEncoder()).encode(b) : b,
+      this.pty && this.translateNewlines ? (this.errCrlf ??= new CrlfEncoder()).encode(b) : b,
     );
     // A stream error must never become an uncaught 'error' event.
     this.on('error', (err) => rt.report(err));
@@ -285,7 +296,7 @@ export class Session extends ChannelBase {
   /** @internal */
   override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.channelClosed || !channelWritable(this.channel)) return cb();
-    super._write(this.pty ? (this.crlf ??= new CrlfEncoder()).encode(chunk) : chunk, enc, cb);
+    super._write(this.pty && this.translateNewlines ? (this.crlf ??= new CrlfEncoder()).encode(chunk) : chunk, enc, afterTransportDrain(this.rt.conn, cb));
   }
 
   /**
@@ -346,15 +357,20 @@ export class Session extends ChannelBase {
       this.channel.close();
       return;
     }
-    this.queued++;
+    // A request answered without a hook that arrives while nothing waits is handled at once and
+    // does not count: one TCP read can hold ~1 600 pipelined requests, which is no queue at all.
+    const now = this.queued === 0 && IMMEDIATE_REQUESTS.has(type);
+    const answer = now ? this.handleRequest(type, data, wantReply) : undefined;
+    answer?.catch(() => undefined); // awaited below, in order
+    if (!now) this.queued++;
     this.queue = this.queue.then(async () => {
       let ok = false;
       try {
-        ok = await this.handleRequest(type, data, wantReply);
+        ok = await (answer ?? this.handleRequest(type, data, wantReply));
       } catch (err) {
         this.rt.report(err);
       } finally {
-        this.queued--;
+        if (!now) this.queued--;
         if (wantReply && !this.channelClosed) replyChannelRequest(this.rt.conn, this.channel, ok);
       }
     });
@@ -409,8 +425,8 @@ export class Session extends ChannelBase {
         return true;
       }
       case 'auth-agent-req@openssh.com':
-        this.agent = true;
-        return true;
+        this.agent ||= await agentForwardingAllowed(this.rt);
+        return this.agent;
       default:
         void wantReply;
         return false;
@@ -425,6 +441,7 @@ export class Session extends ChannelBase {
     const heightPixels = r.uint32();
     const modes = r.bytes();
     if (modes === undefined || this.started || this.pty) return false;
+    if (!isPermitted(this.context, 'pty')) return false; // no-pty, restrict, certificate without permit-pty
     const pty: Pty = {
       term: term!,
       window: { width: width!, height: height!, widthPixels: widthPixels!, heightPixels: heightPixels! },
@@ -439,6 +456,8 @@ export class Session extends ChannelBase {
 
   private async onStart(type: 'shell' | 'exec' | 'subsystem', arg: string): Promise<boolean> {
     if (this.started || this.channelClosed) return false;
+    // A forced command (certificate or authorized_keys) replaces the request; environment= applies.
+    ({ type, arg } = applySessionRestrictions(this, type, arg));
     let run: Handler | undefined;
     if (type === 'subsystem') {
       const reg = this.rt.options.subsystemHandlers;

@@ -54,13 +54,16 @@ export async function callHook<A extends unknown[], R, F>(
   let timer: NodeJS.Timeout | undefined;
   try {
     const result = fn(...args);
-    if (!timeoutMs || !(result instanceof Promise)) return await result;
+    // Any thenable, not only a native Promise: a bare `{ then() {} }` must not escape the bound.
+    const thenable = typeof (result as { then?: unknown } | null)?.then === 'function';
+    if (!timeoutMs || !thenable) return await result;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`did not settle within ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
     });
-    result.catch(() => undefined); // a rejection after the timeout is not unhandled
-    return await Promise.race([result, late]);
+    const settled = Promise.resolve(result);
+    settled.catch(() => undefined); // a rejection after the timeout is not unhandled
+    return await Promise.race([settled, late]);
   } catch (err) {
     rt.report(new HookError(name, err));
     return fallback;

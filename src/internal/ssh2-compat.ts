@@ -14,6 +14,8 @@
  * - CHANNEL_WINDOW_ADJUST: ssh2 resumes stdout *or* stderr and keeps a stale chunk (§3.9).
  * - SERVICE_REQUEST: ssh2 disconnects on a second one (paramiko/asyncssh send one per
  *   attempt, §1.3), and we hold it while an async banner is computed.
+ * - Forwarding channels: ssh2 cannot open `auth-agent@openssh.com` to the client (§1.2), and
+ *   its server channels send CLOSE right after EOF, which breaks half-close.
  *
  * @internal
  * @module
@@ -281,6 +283,31 @@ export function hookConnection(conn: Ssh2Connection, hooks: ConnectionHooks): vo
     }
   }) as never;
 
+  // ssh2 accepts CHANNEL_DATA beyond the window it granted: it only drops data when the window
+  // is exactly 0, so a client that sends 32767-byte packets drives the window negative and every
+  // later packet is buffered, without bound, for a handler that does not read. Drop a packet
+  // that does not fit the window, as OpenSSH does ("rcvd too much data").
+  const onData = h.CHANNEL_DATA as ((p: unknown, recipient: number, data: Buffer) => void) | undefined;
+  if (onData) {
+    h.CHANNEL_DATA = ((p: unknown, recipient: number, data: Buffer) => {
+      const ch = conn._chanMgr.get(recipient) as Ssh2Channel | undefined;
+      if (typeof ch === 'object' && ch !== null && ch.incoming !== undefined && data.length > ch.incoming.window) return;
+      onData(p, recipient, data);
+    }) as never;
+  }
+
+  // A client that confirms a channel we opened (forwarded-tcpip, agent) with a maximum packet
+  // size of 0 would make ssh2's channel writers loop forever: close it and fail the open.
+  const onConfirm = h.CHANNEL_OPEN_CONFIRMATION as ((p: unknown, info: { recipient: number; sender: number; packetSize: number }) => void) | undefined;
+  const onOpenFailure = h.CHANNEL_OPEN_FAILURE as ((p: unknown, recipient: number, reason: number, desc: string) => void) | undefined;
+  if (onConfirm && onOpenFailure) {
+    h.CHANNEL_OPEN_CONFIRMATION = ((p: unknown, info: { recipient: number; sender: number; packetSize: number }) => {
+      if (info.packetSize !== 0 || typeof conn._chanMgr.get(info.recipient) !== 'function') return onConfirm(p, info);
+      (proto as Ssh2Protocol & { channelClose(id: number): void }).channelClose(info.sender);
+      onOpenFailure(p, info.recipient, 2, 'maximum packet size 0');
+    }) as never;
+  }
+
   // §3.3: ssh2's EXT_INFO says "ecdsa-sha2-nistp521rsa-sha2-512" (a missing comma hides both
   // names from clients) and ignores what the server verifies. Send our own after the first
   // NEWKEYS, and tell ssh2 the client did not ask for one so it sends none.
@@ -397,7 +424,8 @@ export function localChannelId(channel: Ssh2Channel): number {
 
 /** Answers a channel request (CHANNEL_SUCCESS / CHANNEL_FAILURE). */
 export function replyChannelRequest(conn: Ssh2Connection, channel: Ssh2Channel, ok: boolean): void {
-  if (channel.outgoing.state === 'closed') return;
+  // Nothing may follow our CHANNEL_CLOSE on a channel (RFC 4254 §5.3), a reply neither.
+  if (channel.outgoing.state === 'closed' || channel.outgoing.state === 'closing') return;
   if (ok) conn._protocol.channelSuccess(channel.outgoing.id);
   else conn._protocol.channelFailure(channel.outgoing.id);
 }
@@ -499,6 +527,54 @@ export function renameForSsh2<T extends abstract new (...args: never[]) => unkno
   return cls;
 }
 
+/** Bytes the transport may hold unsent before channel writes wait for it to drain. */
+const TRANSPORT_HIGH_WATER = 1024 * 1024;
+/** Packets ssh2 may queue during a key re-exchange before channel writes wait (as x/crypto's fix). */
+const KEX_QUEUE_MAX = 64;
+const transportWaiters = new WeakMap<Ssh2Connection, Set<() => void>>();
+
+function transportFull(conn: Ssh2Connection): boolean {
+  const sock = conn._sock;
+  if (sock.destroyed || !sock.writable) return false;
+  const queued = (conn._protocol as { _queue?: unknown[] })._queue?.length ?? 0;
+  return sock.writableLength >= TRANSPORT_HIGH_WATER || queued >= KEX_QUEUE_MAX;
+}
+
+/**
+ * Wraps a channel write's callback so that it waits while the transport is full. ssh2 writes
+ * every packet to the socket without looking at its backpressure, and queues packets without
+ * limit during a key re-exchange; its channel writes complete as soon as the client's window
+ * allows. A client that advertises a large window (up to 4 GiB, and more by WINDOW_ADJUST) and
+ * stops reading, or never finishes a re-key, would make the server buffer everything a handler
+ * writes — even one that honours 'drain' (the CVE-2025-22869 pattern). The wrapped callback
+ * runs once the socket drained below 1 MiB and fewer than 64 packets wait for a re-key, or the
+ * connection closed.
+ */
+export function afterTransportDrain(conn: Ssh2Connection, cb: () => void): () => void {
+  return () => {
+    if (!transportFull(conn)) return cb();
+    let waiters = transportWaiters.get(conn);
+    if (!waiters) {
+      const set = new Set<() => void>();
+      waiters = set;
+      transportWaiters.set(conn, set);
+      const wake = (): void => {
+        for (const fn of [...set]) fn();
+      };
+      conn._sock.on('drain', wake);
+      conn._sock.once('close', wake);
+      conn.on('handshake', wake);
+    }
+    const set = waiters;
+    const check = (): void => {
+      if (transportFull(conn)) return;
+      set.delete(check);
+      cb();
+    };
+    set.add(check);
+  };
+}
+
 /** Sends stdout data through ssh2's window-aware writer (bypassing a subclass's `_write`). */
 export function writeChannelData(channel: Ssh2Channel, data: Buffer, cb: () => void): void {
   (Channel.prototype as unknown as { _write(d: Buffer, e: null, cb: () => void): void })._write.call(channel, data, null, cb);
@@ -533,7 +609,7 @@ export class ExtendedDataWriter extends Writable {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.channel.outgoing.state !== 'open') return cb();
-    this.sendRaw(this.transform(chunk), cb);
+    this.sendRaw(this.transform(chunk), afterTransportDrain(this.conn, cb));
   }
 
   /** @internal Sends without transforming (also used to resume after a window adjust). */
@@ -588,6 +664,101 @@ function sendPayload(conn: Ssh2Connection, payload: Buffer, anytime: boolean): v
   const packet = w.alloc(payload.length, anytime);
   payload.copy(packet, start);
   protoUtils.sendPacket(conn._protocol, w.finalize(packet, anytime), anytime);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forwarding: channels the server opens to the client, and channels that half-close.
+
+/** A channel the server asks the client to open (RFC 4254 §7.2; OpenSSH PROTOCOL §2.4, PROTOCOL.agent). */
+export type ClientChannelOpen =
+  | { type: 'forwarded-tcpip'; boundAddress: string; boundPort: number; originAddress: string; originPort: number }
+  | { type: 'forwarded-streamlocal@openssh.com'; socketPath: string }
+  | { type: 'auth-agent@openssh.com' };
+
+type OpenCallback = ((err: Error | undefined, channel?: Ssh2Channel) => void) & { type?: string };
+
+interface ForwardingConnection {
+  forwardOut(boundAddr: string, boundPort: number, remoteAddr: string, remotePort: number, cb: OpenCallback): unknown;
+  openssh_forwardOutStreamLocal(socketPath: string, cb: OpenCallback): unknown;
+}
+
+/**
+ * Whether ssh2 can still send on this connection. Once the transport closed, ssh2 destructs
+ * its `Protocol` (`_destruct` becomes `undefined` on the instance) and its ciphers drop every
+ * later packet without a word, so a channel write that waits for window space would wait
+ * forever and one that "fits" would report success for data that went nowhere.
+ */
+export function connectionUsable(conn: Ssh2Connection): boolean {
+  return typeof (conn._protocol as unknown as { _destruct?: unknown })._destruct === 'function';
+}
+
+/**
+ * Asks the client to open a channel; resolves with it (a plain ssh2 server Channel, prepared
+ * with {@link prepareForwardChannel}) or rejects with the client's refusal, or when the
+ * connection ends first (ssh2 then calls the pending callback with an error).
+ * `forwarded-tcpip` and `forwarded-streamlocal@openssh.com` use ssh2's public `forwardOut` /
+ * `openssh_forwardOutStreamLocal`. ssh2 has no way to open `auth-agent@openssh.com` (#792,
+ * #1374, PR #781, all open: its private `openChannel` refuses the type), so we reserve the id
+ * in `_chanMgr` with a callback whose `type` names the channel (ssh2's CHANNEL_OPEN_CONFIRMATION
+ * and CHANNEL_OPEN_FAILURE handlers call it) and send the open with `_protocol.openssh_authAgent`.
+ */
+export function openClientChannel(conn: Ssh2Connection, open: ClientChannelOpen): Promise<Ssh2Channel> {
+  return new Promise((resolve, reject) => {
+    if (!connectionUsable(conn) || conn._sock.destroyed) return reject(new Error('the connection is closed'));
+    const cb: OpenCallback = (err, channel) => {
+      if (err || !channel) return reject(err ?? new Error('no channel'));
+      prepareForwardChannel(conn, channel);
+      resolve(channel);
+    };
+    const c = conn as unknown as ForwardingConnection;
+    if (open.type === 'forwarded-tcpip') {
+      c.forwardOut(open.boundAddress, open.boundPort, open.originAddress, open.originPort, cb);
+    } else if (open.type === 'forwarded-streamlocal@openssh.com') {
+      c.openssh_forwardOutStreamLocal(open.socketPath, cb);
+    } else {
+      cb.type = open.type;
+      const id = conn._chanMgr.add(cb);
+      if (id === -1) return reject(new Error('no free channel ids'));
+      const proto = conn._protocol as unknown as { openssh_authAgent(id: number, window: number, packet: number): void };
+      proto.openssh_authAgent(id, MAX_WINDOW, PACKET_SIZE);
+    }
+  });
+}
+
+/**
+ * Makes a plain ssh2 server Channel fit for forwarding:
+ * - half-close (RFC 4254 §5.3): ssh2 sends CLOSE right after EOF once a server channel's
+ *   writable side finishes (`onFinish`), which would drop what the client still sends after the
+ *   target finished. Here ending the writable side sends EOF only; the stream's auto-destroy
+ *   (ssh2's `destroy()`: EOF + CLOSE) closes the channel once both directions have ended;
+ * - a channel whose connection died (see {@link connectionUsable}) fails writes with an error
+ *   and sends no EOF, CLOSE or window adjust; a write after the channel closed fails instead
+ *   of waiting forever (ssh2 returns without calling its callback).
+ */
+export function prepareForwardChannel(conn: Ssh2Connection, channel: Duplex): void {
+  const ch = channel as Ssh2Channel;
+  ch.removeAllListeners('finish');
+  ch.removeAllListeners('prefinish');
+  ch.on('finish', () => ch.eof());
+  ch.on('error', () => undefined);
+  const proto = Channel.prototype as unknown as {
+    eof(this: Ssh2Channel): void;
+    close(this: Ssh2Channel): void;
+    _read(this: Ssh2Channel, n: number): void;
+    _write(this: Ssh2Channel, d: Buffer, e: BufferEncoding, cb: (err?: Error | null) => void): void;
+  };
+  const dead = (): boolean => {
+    if (connectionUsable(conn)) return false;
+    ch.outgoing.state = 'closed';
+    return true;
+  };
+  ch.eof = () => void (dead() || proto.eof.call(ch));
+  ch.close = () => void (dead() || proto.close.call(ch));
+  ch._read = (n: number) => void (dead() || proto._read.call(ch, n));
+  ch._write = (data: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void) => {
+    if (dead() || ch.outgoing.state !== 'open') return cb(new Error('the channel is closed'));
+    proto._write.call(ch, data, enc, cb);
+  };
 }
 
 export { DISCONNECT_REASON };

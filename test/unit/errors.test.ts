@@ -22,6 +22,11 @@ import {
   TimeoutError,
   ConnectionRefusedError,
   StrictKexRequiredError,
+  ForwardingError,
+  ProxyProtocolError,
+  MissingDependencyError,
+  NoPtyError,
+  SftpStatusError,
 } from '../../src/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -64,6 +69,11 @@ const instances: Array<[GlidesshError, string, Function]> = [
   [new GlidesshError('ERR_CONNECTION_DROPPED', 'dropped by connCallback'), 'ERR_CONNECTION_DROPPED', GlidesshError],
   [new ConnectionRefusedError('max-startups'), 'ERR_CONNECTION_REFUSED', ConnectionRefusedError],
   [new StrictKexRequiredError(), 'ERR_STRICT_KEX', StrictKexRequiredError],
+  [new ForwardingError('too many forwarded connections'), 'ERR_FORWARDING', ForwardingError],
+  [new ProxyProtocolError('no header'), 'ERR_PROXY_PROTOCOL', ProxyProtocolError],
+  [new MissingDependencyError('node-pty', 'runInPty()'), 'ERR_MISSING_DEPENDENCY', MissingDependencyError],
+  [new NoPtyError(), 'ERR_NO_PTY', NoPtyError],
+  [new SftpStatusError(2, 'No such file'), 'ERR_SFTP_STATUS', SftpStatusError],
 ];
 
 describe('ERROR_CODES and docs/errors.md', () => {

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
@@ -646,6 +647,103 @@ describe('ssh2 bugs glidessh works around (each test fails once ssh2 fixes the b
     } finally {
       client.end();
       await ts.close();
+    }
+  });
+});
+
+// ------------------------------------------------------------------------------------ forwarding
+
+describe('ssh2 gaps the forwarding helpers work around (openClientChannel, prepareForwardChannel)', () => {
+  it('IncomingClient has forwardOut and openssh_forwardOutStreamLocal but no way to open auth-agent@openssh.com', () => {
+    const proto = require('ssh2/lib/server.js').IncomingClient.prototype;
+    assert.equal(typeof proto.forwardOut, 'function');
+    assert.equal(typeof proto.openssh_forwardOutStreamLocal, 'function');
+    const agentMethods = Object.getOwnPropertyNames(proto).filter((n) => /agent/i.test(n));
+    assert.deepEqual(agentMethods, [], 'ssh2 now can open agent channels: openClientChannel may use it');
+    const source = readFileSync(require.resolve('ssh2/lib/server.js'), 'utf8');
+    assert.ok(/default:\s*throw new Error\(`Unsupported channel type/.test(source), 'openChannel still refuses other types');
+  });
+
+  it('a function in _chanMgr named by `type` + _protocol.openssh_authAgent opens an agent channel the client serves', async () => {
+    const agentPath = `${tmpdir()}/glidessh-compat-agent-${process.pid}.sock`;
+    const echo = net.createServer((s) => s.pipe(s));
+    echo.listen(agentPath);
+    await once(echo, 'listening');
+    let opened!: (v: { type: string; echoed: string }) => void;
+    const result = new Promise<{ type: string; echoed: string }>((r) => (opened = r));
+    const { client, done } = await plainPair(
+      sessions((s) => {
+        s.on('auth-agent', (accept: () => void) => accept());
+        s.on('exec', (accept: () => Any) => {
+          const sessionCh = accept();
+          const conn = sessionCh._client;
+          const cb = (err: Error | undefined, ch: Any): void => {
+            if (err) throw err;
+            ch.once('data', (d: Buffer) => {
+              opened({ type: ch.type, echoed: d.toString() });
+              ch.end();
+              sessionCh.exit(0);
+              sessionCh.end();
+            });
+            ch.write('ping');
+          };
+          (cb as Any).type = 'auth-agent@openssh.com';
+          const id = conn._chanMgr.add(cb);
+          conn._protocol.openssh_authAgent(id, channelModule.MAX_WINDOW, channelModule.PACKET_SIZE);
+        });
+      }),
+      {},
+      { agent: agentPath, agentForward: true },
+    );
+    try {
+      client.exec('x', () => undefined);
+      assert.deepEqual(await within(result, 3000, 'the agent channel'), { type: 'auth-agent@openssh.com', echoed: 'ping' });
+    } finally {
+      await done();
+      echo.close();
+    }
+  });
+
+  it('(i) a plain ssh2 server channel sends CLOSE right after EOF, so the client cannot send after the server ended', async () => {
+    let received = 0;
+    const { client, done } = await plainPair(
+      (conn) =>
+        conn.on('tcpip', (accept: () => Any) => {
+          const ch = accept();
+          ch.on('data', (d: Buffer) => (received += d.length));
+          ch.end('bye');
+        }),
+      {},
+      { strictVendor: false },
+    );
+    try {
+      const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+        client.forwardOut('127.0.0.1', 1, '127.0.0.1', 2, (err, c) => (err ? reject(err) : resolve(c))),
+      );
+      ch.on('error', () => undefined);
+      ch.resume();
+      await within(once(ch, 'close'), 2000, 'the close that follows EOF');
+      ch.write('late data');
+      await delay(100);
+      assert.equal(received, 0, 'ssh2 now half-closes: prepareForwardChannel may keep ssh2 onFinish');
+    } finally {
+      await done();
+    }
+  });
+
+  it('after the transport closed, _protocol._destruct is no longer a function (connectionUsable)', async () => {
+    let conn: Any;
+    const { client, done } = await plainPair((c) => (conn = c));
+    try {
+      await waitFor(() => conn?.authenticated === true, 3000, 'auth');
+      assert.equal(typeof conn._protocol._destruct, 'function');
+      const closed = once(conn._sock, 'close');
+      client.end();
+      await within(closed, 3000, 'transport close');
+      await delay(10);
+      assert.equal(conn._protocol._destruct, undefined);
+    } finally {
+      await done();
     }
   });
 });
