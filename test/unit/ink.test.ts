@@ -8,9 +8,12 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createElement as h, useEffect, useState } from 'react';
 import type ssh2 from 'ssh2';
-import { Text, useApp, useInput, useStdout } from 'ink';
-import { inkHandler, type InkHandlerOptions } from '../../src/ink.js';
+import { inkHandler, loadInk, type InkHandlerOptions } from '../../src/ink.js';
 import type { Handler, Middleware, Session } from '../../src/index.js';
+
+// Through loadInk(), as users should: with a static `import … from 'ink'`, Ink 6 would render
+// only final frames when this runs with CI=true.
+const { Text, useApp, useInput, useStdout } = await loadInk();
 
 /** Shows the user, a counter (+ adds one), and the window size Ink's stdout reports. */
 function Counter({ user, onCtrlC }: { user: string; onCtrlC?: () => void }) {
