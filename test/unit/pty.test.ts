@@ -195,3 +195,17 @@ describe('CrlfEncoder', () => {
     assert.ok(actual.equals(referenceCrlf(chunks)));
   });
 });
+
+describe('CrlfEncoder on dense terminal output (the latin1 fast path)', () => {
+  it('matches the reference for short lines without \\r, across chunk boundaries, also after a chunk ending in \\r', () => {
+    const lines = Buffer.from(Array.from({ length: 3000 }, (_, i) => `line ${i} ${'é'.repeat(i % 7)}\u00ff\n`).join(''), 'latin1');
+    const chunks: Buffer[] = [];
+    for (let p = 0; p < lines.length; p += 4093) chunks.push(lines.subarray(p, p + 4093));
+    chunks.splice(3, 0, Buffer.from('tail\r'), Buffer.from('\nnext\nline\n'.repeat(40)));
+    const enc = new CrlfEncoder();
+    const out = Buffer.concat(chunks.map((c) => enc.encode(c)));
+    assert.ok(out.equals(referenceCrlf(chunks)));
+    assert.doesNotMatch(out.toString('latin1'), /[^\r]\n/);
+    assert.ok(out.includes(Buffer.from('tail\r\nnext\r\n')), 'a \\n right after a chunk ending in \\r stays single');
+  });
+});
