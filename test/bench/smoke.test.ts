@@ -51,7 +51,7 @@ test('bench --smoke measures every metric for raw ssh2 and glidessh', { timeout:
   const dir = mkdtempSync(join(tmpdir(), 'glidessh-bench-test-'));
   try {
     const jsonPath = join(dir, 'bench.json');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', '--json', jsonPath], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', '--no-sshd', '--json', jsonPath], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
