@@ -14,7 +14,7 @@ import { newPermissions } from './context.js';
 import { AuthTriesExceededError } from './errors.js';
 import { parsePublicKey, verifySignature, type PublicKey } from './keys.js';
 import type { KeyboardInteractiveChallenge, Permissions } from './types.js';
-import { DISCONNECT, disconnect } from './internal/ssh2-compat.js';
+import { connectionStream, DISCONNECT, disconnect } from './internal/ssh2-compat.js';
 import { callHook, type Runtime } from './internal/runtime.js';
 import { AuthPolicy, failureFloor, takeAuthFailure } from './auth-policy.js';
 
@@ -179,7 +179,7 @@ export class Authenticator {
       if (step.reason === undefined) {
         // One factor of several (authMethods): partial success, offering the next ones.
         ctx.permissions = newPermissions();
-        if (!this.rt.conn._sock.destroyed) a.reject(this.policy.next(), true);
+        if (!connectionStream(this.rt.conn).destroyed) a.reject(this.policy.next(), true);
         return;
       }
       reason = step.reason;
@@ -203,7 +203,7 @@ export class Authenticator {
   }
 
   private finish(a: Ssh2AuthContext, ok: boolean): void {
-    if (this.rt.conn._sock.destroyed) return;
+    if (connectionStream(this.rt.conn).destroyed) return;
     if (ok) {
       a.accept();
       this.onSuccess?.();

@@ -6,6 +6,7 @@
 import type { Duplex, Writable } from 'node:stream';
 import {
   acceptChannel,
+  connectionStream,
   rejectChannel,
   type ChannelFactory,
   type RawChannelOpen,
@@ -81,7 +82,7 @@ export class PendingChannel implements NewChannel {
   acceptAs(create?: ChannelFactory): Ssh2Channel | undefined {
     if (this.answered) return undefined;
     this.answered = true;
-    if (this.conn._sock.destroyed) return undefined;
+    if (connectionStream(this.conn).destroyed) return undefined;
     this.channel = acceptChannel(this.conn, this.open, this.open.type, create);
     if (!this.channel) {
       rejectChannel(this.conn, this.open, ChannelRejectReason.RESOURCE_SHORTAGE, 'no free channel ids');
@@ -93,7 +94,7 @@ export class PendingChannel implements NewChannel {
   reject(reason: ChannelRejectReason, message = ''): void {
     if (this.answered) return;
     this.answered = true;
-    if (this.conn._sock.destroyed) return;
+    if (connectionStream(this.conn).destroyed) return;
     rejectChannel(this.conn, this.open, reason, message);
   }
 }

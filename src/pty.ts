@@ -215,7 +215,7 @@ export class CrlfEncoder {
     // when no `\r` needs looking at.
     if (bare * 256 > length && chunk.indexOf(CR) === -1 && !(this.afterCr && chunk[0] === LF)) {
       this.afterCr = false;
-      return Buffer.from(chunk.latin1Slice(0, length).replaceAll('\n', '\r\n'), 'latin1');
+      return Buffer.from(chunk.toString('latin1').replaceAll('\n', '\r\n'), 'latin1');
     }
 
     const out = Buffer.allocUnsafe(length + bare);
