@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
 import { KeyParseError } from './errors.js';
-import { keysEqual, parsePublicKey, verifySignature, type PublicKey } from './keys.js';
+import { parsePublicKey, verifySignature, type PublicKey } from './keys.js';
 import { matchCidrList } from './address-match.js';
+import { BlobKey } from './internal/blob-key.js';
 
 /**
  * An OpenSSH certificate: a public key signed by a certificate authority, with names
@@ -127,22 +127,13 @@ function readTuples(buf: Buffer, what: string, strict: boolean): Record<string, 
   return out;
 }
 
-class CertificateKey implements PublicKey {
-  readonly #blob: Buffer;
-  constructor(readonly type: string, blob: Buffer, readonly certificate: Certificate) {
-    this.#blob = Buffer.from(blob);
-  }
-  marshal(): Buffer {
-    return Buffer.from(this.#blob);
-  }
-  fingerprint(): string {
-    return `SHA256:${createHash('sha256').update(this.#blob).digest('base64').replace(/=+$/, '')}`;
-  }
-  toAuthorizedKey(): string {
-    return `${this.type} ${this.#blob.toString('base64')}`;
-  }
-  equals(other: PublicKey | undefined): boolean {
-    return keysEqual(this, other);
+class CertificateKey extends BlobKey implements PublicKey {
+  constructor(
+    type: string,
+    blob: Buffer,
+    readonly certificate: Certificate,
+  ) {
+    super(type, blob);
   }
 }
 

@@ -4,10 +4,11 @@
  * @module
  */
 
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { timingSafeEqual, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { KeyParseError } from './errors.js';
+import { BlobKey, keysEqual } from './internal/blob-key.js';
 import { isCertificateType, parseCertificateKey, type Certificate } from './certs.js';
 
 /**
@@ -117,24 +118,11 @@ function printable(s: string): string {
   return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
 }
 
-class SshPublicKey implements PublicKey {
-  readonly #blob: Buffer;
+class SshPublicKey extends BlobKey implements PublicKey {
   #keyObject: KeyObject | undefined;
 
-  constructor(readonly type: string, blob: Buffer, private readonly jwk: JsonWebKey) {
-    this.#blob = Buffer.from(blob);
-  }
-  marshal(): Buffer {
-    return Buffer.from(this.#blob);
-  }
-  fingerprint(): string {
-    return `SHA256:${createHash('sha256').update(this.#blob).digest('base64').replace(/=+$/, '')}`;
-  }
-  toAuthorizedKey(): string {
-    return `${this.type} ${this.#blob.toString('base64')}`;
-  }
-  equals(other: PublicKey | undefined): boolean {
-    return keysEqual(this, other);
+  constructor(type: string, blob: Buffer, private readonly jwk: JsonWebKey) {
+    super(type, blob);
   }
   keyObject(): KeyObject {
     try {
@@ -198,15 +186,7 @@ function parseWire(wire: Buffer): SshPublicKey {
   return new SshPublicKey(type, wire, jwk);
 }
 
-/**
- * Whether two keys are the same, comparing their blobs in constant time.
- * @returns `false` if either key is missing (so `keysEqual(undefined, undefined)` is `false`).
- */
-export function keysEqual(a?: PublicKey, b?: PublicKey): boolean {
-  if (a == null || b == null) return false;
-  const [x, y] = [a.marshal(), b.marshal()];
-  return x.length === y.length && timingSafeEqual(x, y);
-}
+export { keysEqual };
 
 /**
  * The node:crypto public `KeyObject` for a key, created on first use and cached on the key.
