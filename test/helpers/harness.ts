@@ -160,3 +160,32 @@ export async function waitFor(predicate: () => boolean, ms = 5000, what = 'condi
     await delay(10);
   }
 }
+
+/**
+ * Starts `examples/<file>` with ADDR=127.0.0.1:0 and resolves with the port it prints in
+ * "listening on HOST:PORT". The process is killed when the test ends.
+ */
+export async function startExample(t: { after(fn: () => unknown): void }, file: string, env: NodeJS.ProcessEnv = {}): Promise<{ port: number; output: () => string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', `examples/${file}`], {
+    env: { ...process.env, ADDR: '127.0.0.1:0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => {
+    child.kill('SIGKILL');
+  });
+  let out = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${file} did not start: ${out}`)), 20_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on [^\s:]+:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => reject(new Error(`${file} exited with ${code}: ${out}`)));
+  });
+  return { port, output: () => out };
+}

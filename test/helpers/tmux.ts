@@ -3,7 +3,7 @@
  * OpenSSH client inside a private tmux server (send-keys, capture-pane, resize-window).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,34 +16,7 @@ export const hasTmux = (): boolean => spawnSync('sh', ['-c', 'command -v tmux'])
 /** Quotes one word for /bin/sh. */
 export const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/**
- * Starts `examples/<file>` with ADDR=127.0.0.1:0 and resolves with the port it prints in
- * "listening on HOST:PORT". The process is killed when the test ends.
- */
-export async function startExample(t: Cleanup, file: string, env: NodeJS.ProcessEnv = {}): Promise<{ port: number; output: () => string }> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', `examples/${file}`], {
-    env: { ...process.env, ADDR: '127.0.0.1:0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => {
-    child.kill('SIGKILL');
-  });
-  let out = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${file} did not start: ${out}`)), 20_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on [^\s:]+:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => reject(new Error(`${file} exited with ${code}: ${out}`)));
-  });
-  return { port, output: () => out };
-}
+export { startExample } from './harness.js';
 
 /** The `ssh -tt` command line for a tmux pane, as one shell string. */
 export function sshCommand(port: number, user: string, extra: string[] = [], env: Record<string, string> = {}): string {

@@ -3,45 +3,22 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, ssh } from '../helpers/harness.js';
+import { run, ssh, startExample } from '../helpers/harness.js';
 
-async function startExample(t: { after(fn: () => unknown): void }, name: string, env: NodeJS.ProcessEnv = {}): Promise<number> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', `examples/${name}.ts`], {
-    env: { ...process.env, ADDR: '127.0.0.1:0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => {
-    child.kill('SIGKILL');
-  });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${out}`)), 15_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on [^\s:]+:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}: ${out}`)));
-  });
-}
 
 test('examples/hello greets the user and echoes the command', async (t) => {
-  const port = await startExample(t, 'hello');
+  const port = (await startExample(t, 'hello.ts')).port;
   const r = await ssh(port, ['ls', '-l'], { user: 'ada' });
   assert.equal(r.code, 0, r.stderr.toString());
   assert.equal(r.stdout.toString(), 'Hello ada!\nYou ran: ["ls","-l"]\n');
 });
 
 test('examples/subsystem serves "echo" and refuses exec', async (t) => {
-  const port = await startExample(t, 'subsystem');
+  const port = (await startExample(t, 'subsystem.ts')).port;
   const r = await ssh(port, ['-s', 'echo'], { input: 'shout\n' });
   assert.equal(r.code, 0, r.stderr.toString());
   assert.equal(r.stdout.toString(), 'SHOUT\n');
@@ -53,7 +30,7 @@ test('examples/publickey admits the key in AUTHORIZED_KEYS only', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'glidessh-ex-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   for (const k of ['good', 'bad']) await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, k)]);
-  const port = await startExample(t, 'publickey', { AUTHORIZED_KEYS: join(dir, 'good.pub') });
+  const port = (await startExample(t, 'publickey.ts', { AUTHORIZED_KEYS: join(dir, 'good.pub') })).port;
   const fp = (await run('ssh-keygen', ['-lf', join(dir, 'good.pub')])).stdout.toString().split(' ')[1];
   const ok = await ssh(port, ['-i', join(dir, 'good'), '-o', 'IdentitiesOnly=yes', 'x'], { user: 'ada' });
   assert.equal(ok.code, 0, ok.stderr.toString());
@@ -65,14 +42,14 @@ test('examples/publickey admits the key in AUTHORIZED_KEYS only', async (t) => {
 });
 
 test('examples/timeouts echoes input sizes', async (t) => {
-  const port = await startExample(t, 'timeouts');
+  const port = (await startExample(t, 'timeouts.ts')).port;
   const r = await ssh(port, [], { input: 'hello' });
   assert.equal(r.code, 0, r.stderr.toString());
   assert.match(r.stdout.toString(), /you typed 5 bytes/);
 });
 
 test('examples/pty refuses a session without a pty and reports one with -tt', async (t) => {
-  const port = await startExample(t, 'pty');
+  const port = (await startExample(t, 'pty.ts')).port;
   const r = await ssh(port, ['x']);
   assert.equal(r.code, 1);
   assert.match(r.stderr.toString(), /No pty requested/);

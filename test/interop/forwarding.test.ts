@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SSH_ARGS, run, startServer, waitFor, type TestServer } from '../helpers/harness.js';
+import { SSH_ARGS, run, startExample, startServer, waitFor, type TestServer } from '../helpers/harness.js';
 import { exchange, exists, forwardingOptions, MiB, portFree, sha256, target } from '../helpers/forwarding.js';
 import { agentRequested, forwardAgentConnections, newAgentListener, type ServerOptions } from '../../src/index.js';
 
@@ -260,30 +260,8 @@ describe('OpenSSH ssh -A', () => {
 });
 
 describe('examples', () => {
-  async function startExample(t: TestContext, name: string, env: NodeJS.ProcessEnv = {}): Promise<number> {
-    const child = spawn(process.execPath, ['--import', 'tsx', `examples/${name}.ts`], {
-      env: { ...process.env, ADDR: '127.0.0.1:0', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    t.after(() => child.kill('SIGKILL'));
-    let out = '';
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${name} did not start: ${out}`)), 15_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on [^\s:]+:(\d+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      child.on('exit', (code) => reject(new Error(`${name} exited with ${code}: ${out}`)));
-    });
-  }
-
   it('examples/forward allows -L and -R to loopback only', T, async (t) => {
-    const port = await startExample(t, 'forward');
+    const port = (await startExample(t, 'forward.ts')).port;
     const tg = await target(t, 1000);
     const lport = await freePort();
     const ssh = startSsh(
@@ -302,7 +280,7 @@ describe('examples', () => {
   });
 
   it('examples/agent lists the forwarded agent keys, and says how when there is none', T, async (t) => {
-    const port = await startExample(t, 'agent');
+    const port = (await startExample(t, 'agent.ts')).port;
     const agentSock = join(tmp, 'example-agent.sock');
     const agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
     t.after(() => agent.kill('SIGKILL'));
