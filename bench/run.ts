@@ -32,7 +32,7 @@ import {
   type Master,
   type Sshd,
 } from './lib/openssh.js';
-import { cleanup, installSignalHandlers, onCleanup, removeOnCleanup, spawnTracked, stopping, waitForLine } from './lib/procs.js';
+import { cleanup, installSignalHandlers, onCleanup, removeOnCleanup, runCommand, spawnTracked, stopping, waitForLine } from './lib/procs.js';
 import { Deadline, fmt, median, nowMs, percentile, rotate, sleep } from './lib/util.js';
 import type { ProcessStats } from './servers/common.js';
 import type { StreamJob, StreamResult } from './stream-client.js';
@@ -167,11 +167,28 @@ interface Target {
   stop?: () => Promise<void>;
 }
 
+/** Where `tsconfig.bench.json` puts the compiled servers (and the glidessh sources they import). */
+const BUILD = join(ROOT, 'bench', '.build');
+
+/**
+ * Compiles both servers and glidessh's sources to JavaScript. The servers run as plain
+ * compiled JS, as a deployed application does, not under the tsx loader: tsx adds about
+ * 1.7 MB of old-generation heap to a process, which moved glidessh's server (not the smaller
+ * raw one) past V8's 8 MB incremental-marking threshold and cost it half its throughput in
+ * back-to-back marking cycles — a property of the process's heap size, not of the wrapper
+ * (bench/README.md, "Heap size and throughput").
+ */
+async function buildServers(): Promise<void> {
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = await runCommand(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.bench.json')], 120_000);
+  if (r.code !== 0) throw new Error(`compiling the benchmark servers failed: ${(r.stdout + r.stderr).trim().split('\n').slice(0, 5).join('\n')}`);
+}
+
 async function startNodeServer(key: 'raw' | 'glidessh', hostKeyFile: string, args: Args, budgetMs: number, phase: Phase): Promise<Target> {
-  const file = join(ROOT, 'bench', 'servers', key === 'raw' ? 'raw-ssh2.ts' : 'glidessh.ts');
-  const flags = ['--expose-gc', '--import', 'tsx'];
+  const file = join(BUILD, 'bench', 'servers', key === 'raw' ? 'raw-ssh2.js' : 'glidessh.js');
+  const flags = ['--expose-gc'];
   if (args.cpuProf) {
-    // One file per thread (tsx runs its loader in a worker); the main thread's is *.0.001.*.
+    // One file per thread; the main thread's is *.0.001.*.
     const dir = join(ROOT, 'bench', 'results', 'profiles', phase, key);
     mkdirSync(dir, { recursive: true });
     flags.push('--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir);
@@ -770,6 +787,7 @@ async function main(): Promise<number> {
   }, cfg.budgetMs + 60_000).unref();
   onCleanup(() => client.destroyAllClients());
 
+  await buildServers();
   const info = await machine();
   if (!info['openssh']) throw new Error('the OpenSSH client (ssh) is needed for the throughput runs');
   log(`mode ${args.mode}; ${info['cpu']} × ${info['cores']}, node ${info['node']}, ssh2 ${info['ssh2']}`);

@@ -3,7 +3,8 @@
  * `Session` stream). Same commands as the raw-ssh2 baseline (see ./common.ts); no auth
  * handlers, so anyone gets in with 'none'.
  *
- *   node --expose-gc --import tsx bench/servers/glidessh.ts --host-key <file>
+ *   node --expose-gc bench/.build/bench/servers/glidessh.js --host-key <file>   (after `npx tsc -p tsconfig.bench.json`;
+ *   bench/run.ts does both)
  *
  * prints `PORT <n>` once listening on 127.0.0.1.
  */

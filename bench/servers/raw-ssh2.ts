@@ -2,7 +2,7 @@
  * The baseline: an SSH server written directly on ssh2, as thin as possible, with TCP_NODELAY.
  * Same commands as the glidessh server (see ./common.ts); no authentication ('none' accepted).
  *
- *   node --expose-gc --import tsx bench/servers/raw-ssh2.ts --host-key <file>
+ *   node --expose-gc bench/.build/bench/servers/raw-ssh2.js --host-key <file>   (compiled as glidessh.ts says)
  *
  * prints `PORT <n>` once listening on 127.0.0.1.
  */
