@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { crlfKernel, KERNEL_MAX_INPUT } from './internal/crlf-wasm.js';
 
 /**
  * Terminal-mode names by opcode: every opcode RFC 4254 §8 defines (`VINTR` = 1 …
@@ -177,7 +178,8 @@ const LF = 0x0a;
  * the previous chunk; a lone `\r` is left alone too. Use one encoder per output stream.
  *
  * A chunk with nothing to convert is returned as is (the same `Buffer`, not a copy);
- * otherwise the result is a new `Buffer`, allocated once.
+ * otherwise the result is a new `Buffer`. The conversion runs in a WebAssembly SIMD kernel
+ * where available (16 bytes per step), else in JavaScript.
  *
  * @example
  * ```ts
@@ -198,9 +200,39 @@ export class CrlfEncoder {
    * @returns `chunk` itself when it has no `\n` to convert, else a new `Buffer`.
    */
   encode(chunk: Buffer): Buffer {
+    const out = this.encodeTransient(chunk);
+    return out === chunk || out.buffer !== crlfKernel()?.memory ? out : Buffer.from(out);
+  }
+
+  /**
+   * @internal Like {@link CrlfEncoder.encode}, but the result may be a view of the kernel's
+   * memory, valid only until the next conversion by any encoder: for a caller that copies it
+   * at once (ssh2 copies channel data into the packet) and copies what it keeps.
+   */
+  encodeTransient(chunk: Buffer): Buffer {
     const length = chunk.length;
     if (length === 0) return chunk;
+    const kernel = crlfKernel();
+    if (kernel) {
+      if (chunk.indexOf(LF) === -1) {
+        this.afterCr = chunk[length - 1] === CR;
+        return chunk;
+      }
+      if (length > KERNEL_MAX_INPUT) {
+        const parts: Buffer[] = [];
+        for (let p = 0; p < length; p += KERNEL_MAX_INPUT) parts.push(this.encode(chunk.subarray(p, p + KERNEL_MAX_INPUT)));
+        return Buffer.concat(parts);
+      }
+      const out = kernel.convert(chunk, this.afterCr ? CR : 0);
+      this.afterCr = chunk[length - 1] === CR;
+      return out.length === length ? chunk : out;
+    }
+    return this.encodeJs(chunk);
+  }
 
+  /** The conversion without the kernel. */
+  private encodeJs(chunk: Buffer): Buffer {
+    const length = chunk.length;
     let bare = 0;
     for (let lf = chunk.indexOf(LF); lf !== -1; lf = chunk.indexOf(LF, lf + 1)) {
       if (!this.followsCr(chunk, lf)) bare++;

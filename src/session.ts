@@ -17,6 +17,7 @@ import {
   ChannelBase,
   channelWritable,
   ExtendedDataWriter,
+  ownPendingChunks,
   prepareSessionChannel,
   releasePendingWrites,
   renameForSsh2,
@@ -29,6 +30,7 @@ import {
 import { callHook, hookTimeout, type Runtime } from './internal/runtime.js';
 import { WireReader } from './internal/wire.js';
 import { readChunks } from './internal/chunks.js';
+import { crlfKernel } from './internal/crlf-wasm.js';
 import { LazySignal } from './internal/lazy-signal.js';
 import { applySessionRestrictions, isPermitted } from './restrictions.js';
 import { agentForwardingAllowed } from './agent.js';
@@ -134,8 +136,11 @@ export class Session extends ChannelBase {
     this.localAddress = ctx.localAddress;
     this.localPort = ctx.localPort;
     this.publicKey = ctx.publicKey;
-    this.stderr = new ExtendedDataWriter(this.channel, rt.conn, (b) =>
-      this.pty && this.translateNewlines ? (this.errCrlf ??= new CrlfEncoder()).encode(b) : b,
+    this.stderr = new ExtendedDataWriter(
+      this.channel,
+      rt.conn,
+      (b) => (this.pty && this.translateNewlines ? (this.errCrlf ??= new CrlfEncoder()).encodeTransient(b) : b),
+      () => this.ownPending(),
     );
     // A stream error must never become an uncaught 'error' event.
     this.on('error', (err) => rt.report(err));
@@ -296,7 +301,15 @@ export class Session extends ChannelBase {
   /** @internal */
   override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.channelClosed || !channelWritable(this.channel)) return cb();
-    super._write(this.pty && this.translateNewlines ? (this.crlf ??= new CrlfEncoder()).encode(chunk) : chunk, enc, afterTransportDrain(this.rt.conn, cb));
+    if (!this.pty || !this.translateNewlines) return super._write(chunk, enc, afterTransportDrain(this.rt.conn, cb));
+    super._write((this.crlf ??= new CrlfEncoder()).encodeTransient(chunk), enc, afterTransportDrain(this.rt.conn, cb));
+    this.ownPending();
+  }
+
+  /** Copies what ssh2 kept of a transient pty-encoded chunk (it waits for window space). */
+  private ownPending(): void {
+    const scratch = crlfKernel()?.memory;
+    if (scratch) ownPendingChunks(this.channel, scratch);
   }
 
   /**

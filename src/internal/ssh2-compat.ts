@@ -581,6 +581,17 @@ export function writeChannelData(channel: Ssh2Channel, data: Buffer, cb: () => v
 }
 
 /**
+ * Copies the part of a write that ssh2 keeps for later (it waits for window space) when that
+ * part is a view of `scratch`, memory the caller reuses (the pty kernel's output). ssh2 copies
+ * what it sends into the packet at once; only the remainder it keeps (`_chunk`, `_chunkErr`)
+ * outlives the call.
+ */
+export function ownPendingChunks(channel: Ssh2Channel, scratch: ArrayBufferLike): void {
+  if (channel._chunk?.buffer === scratch) channel._chunk = Buffer.from(channel._chunk);
+  if (channel._chunkErr?.buffer === scratch) channel._chunkErr = Buffer.from(channel._chunkErr);
+}
+
+/**
  * Completes writes that wait for window space on a channel that has closed: ssh2 keeps their
  * callbacks forever, so a writer waiting for 'drain' would hang.
  */
@@ -603,6 +614,8 @@ export class ExtendedDataWriter extends Writable {
     private readonly channel: Ssh2Channel,
     private readonly conn: Ssh2Connection,
     private readonly transform: (chunk: Buffer) => Buffer,
+    /** Runs after each transformed chunk was handed on (to copy what was kept of a transient one). */
+    private readonly afterSend?: () => void,
   ) {
     super({ highWaterMark: MAX_WINDOW });
   }
@@ -610,6 +623,7 @@ export class ExtendedDataWriter extends Writable {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.channel.outgoing.state !== 'open') return cb();
     this.sendRaw(this.transform(chunk), afterTransportDrain(this.conn, cb));
+    this.afterSend?.();
   }
 
   /** @internal Sends without transforming (also used to resume after a window adjust). */

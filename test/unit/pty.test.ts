@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import { crlfKernel, KERNEL_MAX_INPUT, useCrlfKernel } from '../../src/internal/crlf-wasm.js';
 import { CrlfEncoder, encodeTerminalModes, parseTerminalModes, TERMINAL_MODE_NAMES } from '../../src/pty.js';
 
 /** `parseTerminalModes` returns a null-prototype object; compare its own entries. */
@@ -127,85 +129,146 @@ function encodeAll(chunks: string[]): string {
   return chunks.map((c) => crlf.encode(Buffer.from(c, 'latin1')).toString('latin1')).join('');
 }
 
-describe('CrlfEncoder', () => {
-  it('turns \\n into \\r\\n', () => {
-    assert.equal(encodeAll(['a\nb']), 'a\r\nb');
-    assert.equal(encodeAll(['\n']), '\r\n');
-    assert.equal(encodeAll(['\na\n']), '\r\na\r\n');
+// Every encoder test runs twice: with the WebAssembly kernel and with the JavaScript path.
+for (const path of ['WebAssembly kernel', 'JavaScript'] as const) {
+  describe(`CrlfEncoder with the ${path} path`, () => {
+    before(() => useCrlfKernel(path === 'WebAssembly kernel'));
+    after(() => useCrlfKernel(true));
+
+  describe(`CrlfEncoder (${path})`, () => {
+    it('turns \\n into \\r\\n', () => {
+      assert.equal(encodeAll(['a\nb']), 'a\r\nb');
+      assert.equal(encodeAll(['\n']), '\r\n');
+      assert.equal(encodeAll(['\na\n']), '\r\na\r\n');
+    });
+
+    it('leaves \\r\\n and lone \\r alone', () => {
+      assert.equal(encodeAll(['a\r\nb']), 'a\r\nb');
+      assert.equal(encodeAll(['a\rb\r']), 'a\rb\r');
+      assert.equal(encodeAll(['\r\n\r\n']), '\r\n\r\n');
+    });
+
+    it('remembers a \\r that ended the previous chunk', () => {
+      assert.equal(encodeAll(['a\r', '\nb']), 'a\r\nb');
+      assert.equal(encodeAll(['a\r', '', '\nb']), 'a\r\nb'); // an empty chunk in between changes nothing
+      assert.equal(encodeAll(['a\rx', '\nb']), 'a\rx\r\nb');
+      assert.equal(encodeAll(['a\n', '\nb']), 'a\r\n\r\nb');
+    });
+
+    it('converts consecutive newlines', () => {
+      assert.equal(encodeAll(['\n\n']), '\r\n\r\n');
+      assert.equal(encodeAll(['a\n\n\nb']), 'a\r\n\r\n\r\nb');
+      assert.equal(encodeAll(['\r\n\n']), '\r\n\r\n');
+    });
+
+    it('returns the same Buffer when there is nothing to convert', () => {
+      const crlf = new CrlfEncoder();
+      const plain = Buffer.from('no newline here');
+      assert.equal(crlf.encode(plain), plain);
+      const already = Buffer.from('one\r\ntwo\r\n');
+      assert.equal(crlf.encode(already), already);
+      assert.equal(crlf.encode(Buffer.from('x\r')).toString(), 'x\r');
+      const continued = Buffer.from('\ny');
+      assert.equal(crlf.encode(continued), continued);
+    });
+
+    it('handles an empty chunk', () => {
+      const crlf = new CrlfEncoder();
+      const empty = Buffer.alloc(0);
+      assert.equal(crlf.encode(empty), empty);
+    });
+
+    it('does not modify its input', () => {
+      const input = Buffer.from('a\nb');
+      new CrlfEncoder().encode(input);
+      assert.equal(input.toString(), 'a\nb');
+    });
+
+    it('matches a reference implementation on 1 MiB of random data in random chunks', () => {
+      const data = randomBytes(1024 * 1024);
+      // Make newlines and carriage returns frequent, including \r\n pairs and runs.
+      for (let i = 0; i < data.length; i++) {
+        const b = data[i] as number;
+        if (b < 40) data[i] = 0x0a;
+        else if (b < 60) data[i] = 0x0d;
+      }
+      const chunks: Buffer[] = [];
+      for (let pos = 0; pos < data.length; ) {
+        const size = Math.min(data.length - pos, Math.floor(Math.random() * 4096));
+        chunks.push(data.subarray(pos, pos + size));
+        pos += size;
+      }
+      const crlf = new CrlfEncoder();
+      const actual = Buffer.concat(chunks.map((chunk) => crlf.encode(chunk)));
+      assert.ok(actual.equals(referenceCrlf(chunks)));
+    });
   });
 
-  it('leaves \\r\\n and lone \\r alone', () => {
-    assert.equal(encodeAll(['a\r\nb']), 'a\r\nb');
-    assert.equal(encodeAll(['a\rb\r']), 'a\rb\r');
-    assert.equal(encodeAll(['\r\n\r\n']), '\r\n\r\n');
+  describe(`CrlfEncoder on dense terminal output (${path})`, () => {
+    it('matches the reference for short lines without \\r, across chunk boundaries, also after a chunk ending in \\r', () => {
+      const lines = Buffer.from(Array.from({ length: 3000 }, (_, i) => `line ${i} ${'é'.repeat(i % 7)}\u00ff\n`).join(''), 'latin1');
+      const chunks: Buffer[] = [];
+      for (let p = 0; p < lines.length; p += 4093) chunks.push(lines.subarray(p, p + 4093));
+      chunks.splice(3, 0, Buffer.from('tail\r'), Buffer.from('\nnext\nline\n'.repeat(40)));
+      const enc = new CrlfEncoder();
+      const out = Buffer.concat(chunks.map((c) => enc.encode(c)));
+      assert.ok(out.equals(referenceCrlf(chunks)));
+      assert.doesNotMatch(out.toString('latin1'), /[^\r]\n/);
+      assert.ok(out.includes(Buffer.from('tail\r\nnext\r\n')), 'a \\n right after a chunk ending in \\r stays single');
+    });
   });
 
-  it('remembers a \\r that ended the previous chunk', () => {
-    assert.equal(encodeAll(['a\r', '\nb']), 'a\r\nb');
-    assert.equal(encodeAll(['a\r', '', '\nb']), 'a\r\nb'); // an empty chunk in between changes nothing
-    assert.equal(encodeAll(['a\rx', '\nb']), 'a\rx\r\nb');
-    assert.equal(encodeAll(['a\n', '\nb']), 'a\r\n\r\nb');
+    it('converts chunks larger than one kernel call (64 KiB), with a \\r\\n split across the boundary', () => {
+      const size = KERNEL_MAX_INPUT * 2 + 1000;
+      const data = Buffer.alloc(size, 0x61);
+      for (let i = 79; i < size; i += 80) data[i] = 0x0a;
+      data[KERNEL_MAX_INPUT - 1] = 0x0d; // \r at the end of the first 64 KiB ...
+      data[KERNEL_MAX_INPUT] = 0x0a; // ... \n at the start of the second: stays \r\n
+      const out = new CrlfEncoder().encode(data);
+      assert.ok(out.equals(referenceCrlf([data])));
+    });
+  });
+}
+
+describe('the WebAssembly kernel', () => {
+  it('is what src/internal/crlf.wat assembles to (npm run build:wasm)', () => {
+    const r = spawnSync(process.execPath, ['scripts/build-wasm.mjs', '--check'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
   });
 
-  it('converts consecutive newlines', () => {
-    assert.equal(encodeAll(['\n\n']), '\r\n\r\n');
-    assert.equal(encodeAll(['a\n\n\nb']), 'a\r\n\r\n\r\nb');
-    assert.equal(encodeAll(['\r\n\n']), '\r\n\r\n');
+  it('compiles on this Node (SIMD) and is used by default', () => {
+    assert.ok(crlfKernel(), 'WebAssembly SIMD is available in Node >= 16.4; without it pty output is 4x slower');
   });
 
-  it('returns the same Buffer when there is nothing to convert', () => {
-    const crlf = new CrlfEncoder();
-    const plain = Buffer.from('no newline here');
-    assert.equal(crlf.encode(plain), plain);
-    const already = Buffer.from('one\r\ntwo\r\n');
-    assert.equal(crlf.encode(already), already);
-    assert.equal(crlf.encode(Buffer.from('x\r')).toString(), 'x\r');
-    const continued = Buffer.from('\ny');
-    assert.equal(crlf.encode(continued), continued);
-  });
-
-  it('handles an empty chunk', () => {
-    const crlf = new CrlfEncoder();
-    const empty = Buffer.alloc(0);
-    assert.equal(crlf.encode(empty), empty);
-  });
-
-  it('does not modify its input', () => {
-    const input = Buffer.from('a\nb');
-    new CrlfEncoder().encode(input);
-    assert.equal(input.toString(), 'a\nb');
-  });
-
-  it('matches a reference implementation on 1 MiB of random data in random chunks', () => {
-    const data = randomBytes(1024 * 1024);
-    // Make newlines and carriage returns frequent, including \r\n pairs and runs.
-    for (let i = 0; i < data.length; i++) {
-      const b = data[i] as number;
-      if (b < 40) data[i] = 0x0a;
-      else if (b < 60) data[i] = 0x0d;
-    }
-    const chunks: Buffer[] = [];
-    for (let pos = 0; pos < data.length; ) {
-      const size = Math.min(data.length - pos, Math.floor(Math.random() * 4096));
-      chunks.push(data.subarray(pos, pos + size));
-      pos += size;
-    }
-    const crlf = new CrlfEncoder();
-    const actual = Buffer.concat(chunks.map((chunk) => crlf.encode(chunk)));
-    assert.ok(actual.equals(referenceCrlf(chunks)));
-  });
-});
-
-describe('CrlfEncoder on dense terminal output (the latin1 fast path)', () => {
-  it('matches the reference for short lines without \\r, across chunk boundaries, also after a chunk ending in \\r', () => {
-    const lines = Buffer.from(Array.from({ length: 3000 }, (_, i) => `line ${i} ${'é'.repeat(i % 7)}\u00ff\n`).join(''), 'latin1');
-    const chunks: Buffer[] = [];
-    for (let p = 0; p < lines.length; p += 4093) chunks.push(lines.subarray(p, p + 4093));
-    chunks.splice(3, 0, Buffer.from('tail\r'), Buffer.from('\nnext\nline\n'.repeat(40)));
+  it('encode() never returns a view of the kernel memory; encodeTransient() does, valid until the next call', () => {
+    const kernel = crlfKernel()!;
     const enc = new CrlfEncoder();
-    const out = Buffer.concat(chunks.map((c) => enc.encode(c)));
-    assert.ok(out.equals(referenceCrlf(chunks)));
-    assert.doesNotMatch(out.toString('latin1'), /[^\r]\n/);
-    assert.ok(out.includes(Buffer.from('tail\r\nnext\r\n')), 'a \\n right after a chunk ending in \\r stays single');
+    const owned = enc.encode(Buffer.from('a\nb\n'));
+    assert.notEqual(owned.buffer, kernel.memory);
+    const view = enc.encodeTransient(Buffer.from('c\nd\n'));
+    assert.equal(view.buffer, kernel.memory);
+    assert.equal(view.toString(), 'c\r\nd\r\n');
+    new CrlfEncoder().encodeTransient(Buffer.from('XXXXXXXX\n'));
+    assert.notEqual(view.toString(), 'c\r\nd\r\n', 'the view is overwritten by the next conversion');
+    assert.equal(owned.toString(), 'a\r\nb\r\n');
+  });
+
+  it('matches the reference on every length 0-300 around a 16-byte block, with \\r and \\n at every position', () => {
+    const enc = (prev: number, chunk: Buffer): Buffer => {
+      const e = new CrlfEncoder();
+      if (prev === 0x0d) e.encode(Buffer.from('\r'));
+      return e.encode(chunk);
+    };
+    for (let len = 0; len <= 300; len++) {
+      for (const fill of [0x0a, 0x0d, 0x61]) {
+        for (const prev of [0x0d, 0x61]) {
+          const data = Buffer.alloc(len, 0x61);
+          for (let i = 0; i < len; i += 1 + (len % 5)) data[i] = fill;
+          if (len > 2) data[len - 1] = 0x0a;
+          const expected = referenceCrlf(prev === 0x0d ? [Buffer.from('\r'), data] : [data]).subarray(prev === 0x0d ? 1 : 0);
+          assert.ok(enc(prev, data).equals(expected), `length ${len}, fill ${fill}, prev ${prev}`);
+        }
+      }
+    }
   });
 });

@@ -475,6 +475,31 @@ describe('session pty', () => {
     assert.equal(r.code, 0);
   });
 
+  it('under a pty, 3.5 MB on stdout and on stderr of each of two sessions at once arrive converted byte for byte through window stalls', { timeout: 60_000 }, async (t) => {
+    // The conversion's output is a view of memory shared by every session; what ssh2 keeps
+    // while it waits for window space must be a copy, or another conversion overwrites it.
+    const lines = (tag: string): Buffer => Buffer.from(Array.from({ length: 40_000 }, (_, i) => `${tag} ${i} ${'x'.repeat(i % 150)}\n`).join(''));
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        const send = async (w: Writable, data: Buffer): Promise<void> => {
+          for (let p = 0; p < data.length; p += 7001) {
+            if (!w.write(data.subarray(p, p + 7001))) await once(w, 'drain');
+          }
+        };
+        await Promise.all([send(s, lines(`out-${s.command[0]}`)), send(s.stderr, lines(`err-${s.command[0]}`))]);
+        await s.exit(0);
+      },
+    });
+    const pty = { term: 'xterm', cols: 80, rows: 24 };
+    const [a, b] = await Promise.all([exec(client, 'a', { pty }), exec(client, 'b', { pty })]);
+    for (const [r, tag] of [[a, 'a'], [b, 'b']] as const) {
+      assert.equal(r.code, 0);
+      const crlf = (buf: Buffer): string => buf.toString().replaceAll('\n', '\r\n');
+      assert.ok(r.stdout.toString() === crlf(lines(`out-${tag}`)), `stdout of ${tag} differs (${r.stdout.length} bytes)`);
+      assert.ok(r.stderr.toString() === crlf(lines(`err-${tag}`)), `stderr of ${tag} differs (${r.stderr.length} bytes)`);
+    }
+  });
+
   it('without a pty, output is not translated', T, async (t) => {
     const { client } = await setup(t, {
       handler: (s) => {

@@ -21,6 +21,7 @@ import constants from 'ssh2/lib/protocol/constants.js';
 import channelModule from 'ssh2/lib/Channel.js';
 import { generateHostKey } from '../../src/keys.js';
 import { parseTerminalModes } from '../../src/pty.js';
+import { ownPendingChunks } from '../../src/internal/ssh2-compat.js';
 import { channelRequest, openChannel, ptyData, sendRaw, Wire } from '../helpers/raw.js';
 import { collect, connect, delay, startServer, waitFor } from '../helpers/harness.js';
 
@@ -329,6 +330,26 @@ describe('ssh2 Channel behaviour the Session subclass relies on', () => {
     assert.equal(typeof ch._chunkcb, 'function');
     assert.equal(ch._waitWindow, true);
     assert.equal(called, false);
+  });
+
+  it('Channel.prototype._write keeps a view of the caller\'s buffer, not a copy (ownPendingChunks copies it)', () => {
+    const client = { _protocol: { channelData: () => undefined } };
+    const info = fakeInfo();
+    info.outgoing.window = 10;
+    const ch = new channelModule.Channel(client, info, { server: true }) as Any;
+    const data = Buffer.alloc(25);
+    ch._write(data, null, () => undefined);
+    assert.equal(ch._chunk.buffer, data.buffer, 'ssh2 now copies the remainder itself: ownPendingChunks may go');
+    ownPendingChunks(ch, data.buffer);
+    assert.notEqual(ch._chunk.buffer, data.buffer);
+    assert.equal(ch._chunk.length, 15);
+  });
+
+  it('Protocol.channelData and channelExtData copy the data into the packet before returning (the pty kernel reuses its output memory)', async () => {
+    const Protocol = require('ssh2/lib/protocol/Protocol.js') as Any;
+    const src = Protocol.prototype.channelData.toString() + Protocol.prototype.channelExtData.toString();
+    assert.match(src, /packet\.set\(data, p \+= 4\)/);
+    assert.doesNotMatch(src, /setImmediate|nextTick|Promise/);
   });
 });
 
