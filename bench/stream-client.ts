@@ -22,7 +22,19 @@ export interface StreamJob {
   budgetMs: number;
 }
 
-export type StreamResult = Record<string, { plain: number[]; pty: number[]; error?: string }>;
+/**
+ * Per server: MB/s of each run, in pairs (`plain[i]` and `pty[i]` ran back to back), and for
+ * the Node servers their CPU ms per MiB sent (from the `stats` command around each run).
+ */
+export type StreamResult = Record<string, { plain: number[]; pty: number[]; plainCpu: number[]; ptyCpu: number[]; error?: string }>;
+
+/** A Node server's CPU ms so far (`stats nogc`); null for sshd, which has no such command. */
+async function serverCpu(c: Awaited<ReturnType<typeof client.connect>>, key: string): Promise<number | null> {
+  if (key === 'sshd') return null;
+  const r = await client.exec(c, 'stats nogc', { ms: 15_000 });
+  const s = JSON.parse(r.stdout.toString()) as { cpuUserMs: number; cpuSystemMs: number };
+  return s.cpuUserMs + s.cpuSystemMs;
+}
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '') as StreamJob;
@@ -36,7 +48,7 @@ async function main(): Promise<void> {
     if (c) void client.close(c);
   };
   for (const t of job.targets) {
-    out[t.key] = { plain: [], pty: [] };
+    out[t.key] = { plain: [], pty: [], plainCpu: [], ptyCpu: [] };
     try {
       const privateKey = t.privateKeyFile ? readFileSync(t.privateKeyFile, 'utf8') : undefined;
       const c = await client.connect({ port: t.port, user: t.user, ...(privateKey ? { privateKey } : {}) });
@@ -52,9 +64,12 @@ async function main(): Promise<void> {
       if (!c) continue;
       try {
         for (const pty of rep % 2 === 0 ? [false, true] : [true, false]) {
+          const cpu0 = await serverCpu(c, t.key);
           const r = await client.exec(c, `source ${job.bytes}`, { pty, keep: 0, ms: job.runMs });
           if (r.code !== 0 || r.bytes < job.bytes) throw new Error(`source (pty=${pty}) gave ${r.bytes} bytes, exit ${r.code}`);
+          const cpu1 = await serverCpu(c, t.key);
           out[t.key]![pty ? 'pty' : 'plain'].push(job.bytes / 1e6 / (r.ms / 1000));
+          if (cpu0 !== null && cpu1 !== null) out[t.key]![pty ? 'ptyCpu' : 'plainCpu'].push((cpu1 - cpu0) / (job.bytes / 2 ** 20));
         }
       } catch (err) {
         fail(t.key, err);

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { crlfKernel, KERNEL_MAX_INPUT } from './internal/crlf-wasm.js';
+import { crlfKernel, KERNEL_MAX_INPUT, KERNEL_MAX_PREFIX } from './internal/crlf-wasm.js';
 
 /**
  * Terminal-mode names by opcode: every opcode RFC 4254 §8 defines (`VINTR` = 1 …
@@ -207,12 +207,19 @@ export class CrlfEncoder {
   /**
    * @internal Like {@link CrlfEncoder.encode}, but the result may be a view of the kernel's
    * memory, valid only until the next conversion by any encoder: for a caller that copies it
-   * at once (ssh2 copies channel data into the packet) and copies what it keeps.
+   * at once (ssh2 copies channel data into the packet) and copies what it keeps. With a
+   * `prefix` (output held back from earlier, sent unchanged), the result starts with it.
    */
-  encodeTransient(chunk: Buffer): Buffer {
+  encodeTransient(chunk: Buffer, prefix?: Buffer): Buffer {
     const length = chunk.length;
-    if (length === 0) return chunk;
     const kernel = crlfKernel();
+    if (prefix?.length) {
+      if (!kernel || length > KERNEL_MAX_INPUT || prefix.length > KERNEL_MAX_PREFIX) return Buffer.concat([prefix, this.encodeTransient(chunk)]);
+      const out = kernel.convert(chunk, this.afterCr ? CR : 0, prefix);
+      if (length > 0) this.afterCr = chunk[length - 1] === CR;
+      return out;
+    }
+    if (length === 0) return chunk;
     if (kernel) {
       if (chunk.indexOf(LF) === -1) {
         this.afterCr = chunk[length - 1] === CR;

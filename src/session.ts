@@ -31,6 +31,7 @@ import { callHook, hookTimeout, type Runtime } from './internal/runtime.js';
 import { WireReader } from './internal/wire.js';
 import { readChunks } from './internal/chunks.js';
 import { crlfKernel } from './internal/crlf-wasm.js';
+import { PtyOutput } from './internal/pty-output.js';
 import { LazySignal } from './internal/lazy-signal.js';
 import { applySessionRestrictions, isPermitted } from './restrictions.js';
 import { agentForwardingAllowed } from './agent.js';
@@ -114,7 +115,7 @@ export class Session extends ChannelBase {
   private envBytes = 0;
   private signals: Signal[] | undefined;
   private closeWaiters: Array<() => void> | undefined;
-  private crlf: CrlfEncoder | undefined;
+  private ptyOut: PtyOutput | undefined;
   private errCrlf: CrlfEncoder | undefined;
   private queue: Promise<void> = Promise.resolve();
   private queued = 0;
@@ -139,7 +140,10 @@ export class Session extends ChannelBase {
     this.stderr = new ExtendedDataWriter(
       this.channel,
       rt.conn,
-      (b) => (this.pty && this.translateNewlines ? (this.errCrlf ??= new CrlfEncoder()).encodeTransient(b) : b),
+      (b) => {
+        this.ptyOut?.flush(); // stdout held back goes first
+        return this.pty && this.translateNewlines ? (this.errCrlf ??= new CrlfEncoder()).encodeTransient(b) : b;
+      },
       () => this.ownPending(),
     );
     // A stream error must never become an uncaught 'error' event.
@@ -301,12 +305,12 @@ export class Session extends ChannelBase {
   /** @internal */
   override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.channelClosed || !channelWritable(this.channel)) return cb();
-    if (!this.pty || !this.translateNewlines) return super._write(chunk, enc, afterTransportDrain(this.rt.conn, cb));
-    super._write((this.crlf ??= new CrlfEncoder()).encodeTransient(chunk), enc, afterTransportDrain(this.rt.conn, cb));
-    this.ownPending();
+    if (this.pty && this.translateNewlines) return (this.ptyOut ??= new PtyOutput(this.channel, this.rt.conn)).write(chunk, cb);
+    if (this.ptyOut?.holding) return this.ptyOut.flush(() => this._write(chunk, enc, cb));
+    super._write(chunk, enc, afterTransportDrain(this.rt.conn, cb));
   }
 
-  /** Copies what ssh2 kept of a transient pty-encoded chunk (it waits for window space). */
+  /** Copies what ssh2 kept of a transient pty-encoded stderr chunk (it waits for window space). */
   private ownPending(): void {
     const scratch = crlfKernel()?.memory;
     if (scratch) ownPendingChunks(this.channel, scratch);
@@ -324,6 +328,7 @@ export class Session extends ChannelBase {
 
   /** @internal */
   override _final(cb: (err?: Error | null) => void): void {
+    if (this.ptyOut?.holding && !this.channelClosed) return this.ptyOut.flush(() => this._final(cb));
     const stderr = this.stderr;
     const done = (): void => {
       if (channelWritable(this.channel)) this.channel.eof();

@@ -13,14 +13,17 @@ const IN = 16;
 const OUT = 131072;
 /** The largest input one call converts. */
 export const KERNEL_MAX_INPUT = 65536;
+/** The largest prefix one call puts before its output (the room between input and output). */
+export const KERNEL_MAX_PREFIX = OUT - IN - KERNEL_MAX_INPUT;
 
 /** One compiled kernel; its memory is shared by every caller (calls are synchronous). */
 export interface CrlfKernel {
   /**
    * Converts `chunk` (at most {@link KERNEL_MAX_INPUT} bytes); `prev` is the byte that came
-   * before it. Returns a view of the kernel's memory, valid until the next call.
+   * before it. Returns a view of the kernel's memory, valid until the next call, that starts
+   * with `prefix` (at most {@link KERNEL_MAX_PREFIX} bytes, copied as is) when one is given.
    */
-  convert(chunk: Uint8Array, prev: number): Buffer;
+  convert(chunk: Uint8Array, prev: number, prefix?: Uint8Array): Buffer;
   /** The kernel's memory, to tell its views from other buffers. */
   readonly memory: ArrayBuffer;
 }
@@ -43,13 +46,18 @@ export function crlfKernel(): CrlfKernel | null {
     if (!wasm) return null;
     const instance = new wasm.Instance(new wasm.Module(Buffer.from(CRLF_WASM, 'base64')));
     const { crlf, memory } = instance.exports as Exports;
-    const bytes = new Uint8Array(memory.buffer);
+    // One Buffer over the whole memory; results are subarrays of it (constructing a Buffer on
+    // a WebAssembly memory each time costs more than the conversion itself).
+    const bytes = Buffer.from(memory.buffer);
     kernel = {
       memory: memory.buffer,
-      convert(chunk, prev) {
+      convert(chunk, prev, prefix) {
         bytes[IN - 1] = prev;
         bytes.set(chunk, IN);
-        return Buffer.from(memory.buffer, OUT, crlf(chunk.length));
+        const n = crlf(chunk.length);
+        if (!prefix?.length) return bytes.subarray(OUT, OUT + n);
+        bytes.set(prefix, OUT - prefix.length);
+        return bytes.subarray(OUT - prefix.length, OUT + n);
       },
     };
   } catch {

@@ -475,15 +475,16 @@ describe('session pty', () => {
     assert.equal(r.code, 0);
   });
 
-  it('under a pty, 3.5 MB on stdout and on stderr of each of two sessions at once arrive converted byte for byte through window stalls', { timeout: 60_000 }, async (t) => {
+  for (const size of [7001, 100_003]) {
+  it(`under a pty, 3.5 MB on stdout and on stderr of each of two sessions at once arrive converted byte for byte through window stalls (${size}-byte writes)`, { timeout: 60_000 }, async (t) => {
     // The conversion's output is a view of memory shared by every session; what ssh2 keeps
     // while it waits for window space must be a copy, or another conversion overwrites it.
     const lines = (tag: string): Buffer => Buffer.from(Array.from({ length: 40_000 }, (_, i) => `${tag} ${i} ${'x'.repeat(i % 150)}\n`).join(''));
     const { client } = await setup(t, {
       handler: async (s) => {
         const send = async (w: Writable, data: Buffer): Promise<void> => {
-          for (let p = 0; p < data.length; p += 7001) {
-            if (!w.write(data.subarray(p, p + 7001))) await once(w, 'drain');
+          for (let p = 0; p < data.length; p += size) {
+            if (!w.write(data.subarray(p, p + size))) await once(w, 'drain');
           }
         };
         await Promise.all([send(s, lines(`out-${s.command[0]}`)), send(s.stderr, lines(`err-${s.command[0]}`))]);
@@ -498,6 +499,58 @@ describe('session pty', () => {
       assert.ok(r.stdout.toString() === crlf(lines(`out-${tag}`)), `stdout of ${tag} differs (${r.stdout.length} bytes)`);
       assert.ok(r.stderr.toString() === crlf(lines(`err-${tag}`)), `stderr of ${tag} differs (${r.stderr.length} bytes)`);
     }
+  });
+  }
+
+  it('under a pty, large writes go out in whole packets (the converted rest is held until the next write)', T, async (t) => {
+    const line = Buffer.from(`${'y'.repeat(79)}\n`);
+    const chunk = Buffer.concat(Array.from({ length: 1024 }, () => line)); // 80 KiB -> 81 KiB converted
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        for (let i = 0; i < 8; i++) s.write(chunk);
+        await s.exit(0);
+      },
+    });
+    const sizes: number[] = [];
+    const ch = await new Promise<ssh2.ClientChannel>((res, rej) =>
+      client.exec('x', { pty: { term: 'xterm', cols: 80, rows: 24 } }, (err, c) => (err ? rej(err) : res(c))),
+    );
+    ch.on('data', (d: Buffer) => sizes.push(d.length));
+    await once(ch, 'close');
+    assert.equal(sizes.reduce((a, b) => a + b, 0), 8 * 1024 * 81);
+    // 663 552 bytes: 20 full 32 KiB packets and one of 8 192; without the hold-back each
+    // write would end in a short packet (8 of them).
+    assert.deepEqual(sizes.slice(0, -1).filter((n) => n !== 32768), [], `packet sizes ${sizes.join(',')}`);
+  });
+
+  it('under a pty, a held-back rest goes out without a further write, and before later stderr output', T, async (t) => {
+    const big = Buffer.from(`${'z'.repeat(99)}\n`.repeat(500)); // 50 000 bytes -> 50 500, more than a packet
+    const gotAll = deferred();
+    const { client } = await setup(t, {
+      handler: async (s) => {
+        s.write(big);
+        await gotAll.promise; // nothing else is written until the client has every byte
+        s.stderr.write('E');
+        s.write(big);
+        s.stderr.write('F');
+        await s.exit(0);
+      },
+    });
+    const events: string[] = [];
+    let stdout = 0;
+    const ch = await new Promise<ssh2.ClientChannel>((res, rej) =>
+      client.exec('x', { pty: { term: 'xterm', cols: 80, rows: 24 } }, (err, c) => (err ? rej(err) : res(c))),
+    );
+    ch.on('data', (d: Buffer) => {
+      stdout += d.length;
+      events.push(`out:${stdout}`);
+      if (stdout === 50_500) gotAll.resolve();
+    });
+    ch.stderr.on('data', (d: Buffer) => events.push(`err:${d.toString()}`));
+    await once(ch, 'close');
+    assert.equal(stdout, 101_000);
+    assert.equal(events.at(-1), 'err:F', `stdout's rest went out before the stderr write that followed it: ${events.join(' ')}`);
+    assert.ok(events.indexOf('err:E') > events.indexOf('out:50500'));
   });
 
   it('without a pty, output is not translated', T, async (t) => {
