@@ -14,7 +14,7 @@ import { CrlfEncoder, parseTerminalModes } from './pty.js';
 import type { Permissions, Pty, Signal, Window } from './types.js';
 import {
   afterTransportDrain,
-  ChannelBase,
+  SessionChannelBase,
   channelWritable,
   ExtendedDataWriter,
   ownPendingChunks,
@@ -73,24 +73,7 @@ export type SessionEvents = {
  * ```
  * @see RFC 4254 §6
  */
-export class Session extends ChannelBase {
-  /** The authenticated user name. */
-  readonly user: string;
-  /** Client address. */
-  readonly remoteAddress: string;
-  /** Client port. */
-  readonly remotePort: number;
-  /** Server address. */
-  readonly localAddress: string;
-  /** Server port. */
-  readonly localPort: number;
-  /** The connection's context. */
-  readonly context: Context;
-  /** The key that authenticated the connection, if any. */
-  readonly publicKey: PublicKey | undefined;
-  private permissionsCopy: Permissions | undefined;
-  /** Extended data (stderr) to the client. Under a pty, `\n` becomes `\r\n` here too. */
-  readonly stderr: Writable;
+export class Session extends SessionChannelBase {
   /** `env` requests as `"KEY=value"`, in arrival order. */
   readonly environ: string[] = [];
   /** The exec command exactly as sent; `""` for a shell or subsystem. */
@@ -107,63 +90,116 @@ export class Session extends ChannelBase {
   translateNewlines = true;
 
   private readonly rt: Runtime;
-  private readonly aborter = new LazySignal();
-  private commandCache: string[] | undefined;
   private started = false;
   private exited = false;
   private channelClosed = false;
-  private envBytes = 0;
-  private signals: Signal[] | undefined;
-  private closeWaiters: Array<() => void> | undefined;
-  private ptyOut: PtyOutput | undefined;
-  private errCrlf: CrlfEncoder | undefined;
-  private queue: Promise<void> = Promise.resolve();
+  /** The last request in line (none once it was answered). */
+  private queue: Promise<void> | undefined;
   private queued = 0;
-  private agent = false;
+  /** State most sessions never need, made on first use (it keeps an idle session small). */
+  private more: SessionExtras | undefined;
 
   /**
    * @internal Built by the session channel handler: the session is the ssh2 channel itself
    * (one stream, one buffer), made to send EOF, exit status and CLOSE as a session must.
    */
   constructor(rt: Runtime, client: object, info: object) {
-    super(client, info, { server: true });
+    super(client, info);
     prepareSessionChannel(this);
     this.rt = rt;
-    const ctx = rt.ctx;
-    this.context = ctx;
-    this.user = ctx.user;
-    this.remoteAddress = ctx.remoteAddress;
-    this.remotePort = ctx.remotePort;
-    this.localAddress = ctx.localAddress;
-    this.localPort = ctx.localPort;
-    this.publicKey = ctx.publicKey;
-    this.stderr = new ExtendedDataWriter(
+    // Shared listener functions (no closures per session). A stream error must never become
+    // an uncaught 'error' event.
+    this.on('error', Session.onError);
+    this.on('newListener', Session.onNewListener);
+  }
+
+  private static onError(this: Session, err: Error): void {
+    this.rt.report(err);
+  }
+
+  private static onNewListener(this: Session, event: string | symbol): void {
+    if (event === 'signal' && this.more?.signals?.length) process.nextTick(() => this.flushSignals());
+  }
+
+  /**
+   * @internal Notes the channel's close before any 'close' listener runs (an override rather
+   * than a listener of our own: a third 'close' listener costs a 150-byte array per session).
+   */
+  override emit(event: string | symbol, ...args: any[]): boolean {
+    if (event === 'close') this.onChannelClose();
+    return super.emit(event, ...args);
+  }
+
+  /** The connection's context. */
+  get context(): Context {
+    return this.rt.ctx;
+  }
+
+  /** State made on first use. */
+  private get extra(): SessionExtras {
+    return (this.more ??= {});
+  }
+
+  /** The authenticated user name. */
+  get user(): string {
+    return this.context.user;
+  }
+
+  /** Client address. */
+  get remoteAddress(): string {
+    return this.context.remoteAddress;
+  }
+
+  /** Client port. */
+  get remotePort(): number {
+    return this.context.remotePort;
+  }
+
+  /** Server address. */
+  get localAddress(): string {
+    return this.context.localAddress;
+  }
+
+  /** Server port. */
+  get localPort(): number {
+    return this.context.localPort;
+  }
+
+  /** The key that authenticated the connection, if any. */
+  get publicKey(): PublicKey | undefined {
+    return this.context.publicKey;
+  }
+
+  /** Extended data (stderr) to the client. Under a pty, `\n` becomes `\r\n` here too. */
+  get stderr(): Writable {
+    const x = this.extra;
+    x.stderrWriter ??= new ExtendedDataWriter(
       this.channel,
-      rt.conn,
+      this.rt.conn,
       (b) => {
-        this.ptyOut?.flush(); // stdout held back goes first
-        return this.pty && this.translateNewlines ? (this.errCrlf ??= new CrlfEncoder()).encodeTransient(b) : b;
+        x.ptyOut?.flush(); // stdout held back goes first
+        return this.pty && this.translateNewlines ? (x.errCrlf ??= new CrlfEncoder()).encodeTransient(b) : b;
       },
       () => this.ownPending(),
     );
-    // A stream error must never become an uncaught 'error' event.
-    this.on('error', (err) => rt.report(err));
-    this.on('newListener', (event) => {
-      if (event === 'signal' && this.signals?.length) process.nextTick(() => this.flushSignals());
-    });
-    this.once('close', () => this.onChannelClose());
+    return x.stderrWriter;
   }
+
+  /** @internal ssh2's Channel constructor assigns a stderr stream of its own; the session makes its own when first used. */
+  set stderr(_ignored: Writable) {}
 
   /** The exec command split by POSIX shell rules (see `splitCommand`); `[]` for a shell. */
   get command(): string[] {
-    this.commandCache ??= splitCommand(this.rawCommand);
-    return [...this.commandCache];
+    const x = this.extra;
+    x.commandCache ??= splitCommand(this.rawCommand);
+    return [...x.commandCache];
   }
 
   /** A copy of what the auth handlers granted (the connection's permissions stay unchanged). */
   get permissions(): Permissions {
-    this.permissionsCopy ??= copyPermissions(this.context.permissions);
-    return this.permissionsCopy;
+    const x = this.extra;
+    x.permissionsCopy ??= copyPermissions(this.context.permissions);
+    return x.permissionsCopy;
   }
 
   /** The ssh2 view of this session's channel. */
@@ -173,12 +209,17 @@ export class Session extends ChannelBase {
 
   /** Aborts when the session's channel closes. */
   get signal(): AbortSignal {
-    return this.aborter.signal;
+    const x = this.extra;
+    if (!x.aborter) {
+      x.aborter = new LazySignal();
+      if (this.channelClosed) x.aborter.abort(() => new ChannelClosedError());
+    }
+    return x.aborter.signal;
   }
 
   /** Whether the client sent `auth-agent-req@openssh.com` on this session. */
   get agentRequested(): boolean {
-    return this.agent;
+    return this.more?.agent === true;
   }
 
   /** @internal Whether CRLF translation applies. */
@@ -305,8 +346,9 @@ export class Session extends ChannelBase {
   /** @internal */
   override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.channelClosed || !channelWritable(this.channel)) return cb();
-    if (this.pty && this.translateNewlines) return (this.ptyOut ??= new PtyOutput(this.channel, this.rt.conn)).write(chunk, cb);
-    if (this.ptyOut?.holding) return this.ptyOut.flush(() => this._write(chunk, enc, cb));
+    if (this.pty && this.translateNewlines) return (this.extra.ptyOut ??= new PtyOutput(this.channel, this.rt.conn)).write(chunk, cb);
+    const held = this.more?.ptyOut;
+    if (held?.holding) return held.flush(() => this._write(chunk, enc, cb));
     super._write(chunk, enc, afterTransportDrain(this.rt.conn, cb));
   }
 
@@ -328,13 +370,14 @@ export class Session extends ChannelBase {
 
   /** @internal */
   override _final(cb: (err?: Error | null) => void): void {
-    if (this.ptyOut?.holding && !this.channelClosed) return this.ptyOut.flush(() => this._final(cb));
-    const stderr = this.stderr;
+    const held = this.more?.ptyOut;
+    if (held?.holding && !this.channelClosed) return held.flush(() => this._final(cb));
+    const stderr = this.more?.stderrWriter;
     const done = (): void => {
       if (channelWritable(this.channel)) this.channel.eof();
       cb();
     };
-    if (stderr.writableFinished || this.channelClosed) return done();
+    if (!stderr || stderr.writableFinished || this.channelClosed) return done();
     stderr.once('finish', done);
     stderr.end();
   }
@@ -351,7 +394,7 @@ export class Session extends ChannelBase {
         resolve();
       };
       this.once('finish', done);
-      (this.closeWaiters ??= []).push(done);
+      (this.extra.closeWaiters ??= []).push(done);
       if (!this.writableEnded) this.end();
     });
   }
@@ -360,9 +403,9 @@ export class Session extends ChannelBase {
     if (this.channelClosed) return;
     this.channelClosed = true;
     this.exited = true;
-    this.aborter.abort(() => new ChannelClosedError());
+    this.more?.aborter?.abort(() => new ChannelClosedError());
     releasePendingWrites(this.channel);
-    for (const w of this.closeWaiters?.splice(0) ?? []) w();
+    for (const w of this.more?.closeWaiters?.splice(0) ?? []) w();
     this.rt.channels.delete(this.channel.incoming.id);
   }
 
@@ -381,7 +424,7 @@ export class Session extends ChannelBase {
     const answer = now ? this.handleRequest(type, data, wantReply) : undefined;
     answer?.catch(() => undefined); // awaited below, in order
     if (!now) this.queued++;
-    this.queue = this.queue.then(async () => {
+    const next: Promise<void> = (this.queue ?? RESOLVED).then(async () => {
       let ok = false;
       try {
         ok = await (answer ?? this.handleRequest(type, data, wantReply));
@@ -390,8 +433,10 @@ export class Session extends ChannelBase {
       } finally {
         if (!now) this.queued--;
         if (wantReply && !this.channelClosed) replyChannelRequest(this.rt.conn, this.channel, ok);
+        if (this.queue === next) this.queue = undefined;
       }
     });
+    this.queue = next;
   }
 
   private async handleRequest(type: string, data: Buffer, wantReply: boolean): Promise<boolean> {
@@ -402,8 +447,9 @@ export class Session extends ChannelBase {
         const value = r.string();
         if (value === undefined || this.started || this.environ.length >= MAX_ENV) return false;
         const bytes = name!.length + value.length;
-        if (this.envBytes + bytes > MAX_ENV_BYTES) return false;
-        this.envBytes += bytes;
+        const x = this.extra;
+        if ((x.envBytes ?? 0) + bytes > MAX_ENV_BYTES) return false;
+        x.envBytes = (x.envBytes ?? 0) + bytes;
         this.environ.push(`${name}=${value}`);
         return true;
       }
@@ -443,8 +489,8 @@ export class Session extends ChannelBase {
         return true;
       }
       case 'auth-agent-req@openssh.com':
-        this.agent ||= await agentForwardingAllowed(this.rt);
-        return this.agent;
+        if (this.more?.agent !== true && (await agentForwardingAllowed(this.rt))) this.extra.agent = true;
+        return this.more?.agent === true;
       default:
         void wantReply;
         return false;
@@ -475,7 +521,7 @@ export class Session extends ChannelBase {
   private async onStart(type: 'shell' | 'exec' | 'subsystem', arg: string): Promise<boolean> {
     if (this.started || this.channelClosed) return false;
     // A forced command (certificate or authorized_keys) replaces the request; environment= applies.
-    ({ type, arg } = applySessionRestrictions(this, type, arg));
+    ({ type, arg } = applySessionRestrictions({ permissions: this.context.permissions, environ: this.environ }, type, arg));
     let run: Handler | undefined;
     if (type === 'subsystem') {
       const reg = this.rt.options.subsystemHandlers;
@@ -494,36 +540,60 @@ export class Session extends ChannelBase {
     if (this.started || this.channelClosed) return false;
     this.started = true;
     // Reply first (the caller does), then run the handler.
-    setImmediate(() => void this.runHandler(run!));
+    setImmediate(() => this.runHandler(run!));
     return true;
   }
 
 
-  private async runHandler(handler: Handler): Promise<void> {
-    let code = 0;
+  /** Runs the handler; when it returns (or its promise settles) the session exits with 0, or 1 if it threw. */
+  private runHandler(handler: Handler): void {
+    // Not an async function: an idle session's suspended handler should cost one promise
+    // reaction, not a second suspended frame.
     try {
-      await handler(this);
+      const result = handler(this);
+      const then = (result as PromiseLike<void> | undefined)?.then;
+      if (typeof then !== 'function') return this.handlerDone(0);
+      then.call(result, () => this.handlerDone(0), (err: unknown) => this.handlerDone(1, err));
     } catch (err) {
-      code = 1;
-      this.rt.report(err);
+      this.handlerDone(1, err);
     }
-    if (!this.exited) await this.exit(code).catch(() => undefined);
+  }
+
+  private handlerDone(code: number, err?: unknown): void {
+    if (code !== 0) this.rt.report(err);
+    if (!this.exited) this.exit(code).catch(() => undefined);
   }
 
   private deliverSignal(name: Signal): void {
-    if (this.listenerCount('signal') > 0 && !this.signals?.length) {
+    if (this.listenerCount('signal') > 0 && !this.more?.signals?.length) {
       this.emit('signal', name);
       return;
     }
-    this.signals ??= [];
-    if (this.signals.length < SIGNAL_BUFFER) this.signals.push(name);
+    const signals = (this.extra.signals ??= []);
+    if (signals.length < SIGNAL_BUFFER) signals.push(name);
     if (this.listenerCount('signal') > 0) this.flushSignals();
   }
 
   private flushSignals(): void {
-    const queue = this.signals;
+    const queue = this.more?.signals;
     while (queue && queue.length > 0 && this.listenerCount('signal') > 0) this.emit('signal', queue.shift()!);
   }
+}
+
+const RESOLVED = Promise.resolve();
+
+/** Per-session state that most sessions never use (see `Session.more`). */
+interface SessionExtras {
+  permissionsCopy?: Permissions;
+  commandCache?: string[];
+  aborter?: LazySignal;
+  stderrWriter?: ExtendedDataWriter;
+  ptyOut?: PtyOutput;
+  errCrlf?: CrlfEncoder;
+  envBytes?: number;
+  signals?: Signal[];
+  closeWaiters?: Array<() => void>;
+  agent?: boolean;
 }
 
 // The class keeps its public name Session; at run time it is named GlidesshSession (see renameForSsh2).

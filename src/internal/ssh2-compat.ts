@@ -380,11 +380,34 @@ export function setBanner(conn: Ssh2Connection, banner: string): void {
 // ---------------------------------------------------------------------------------------------
 // Channels.
 
+/** Set while a {@link SessionChannelBase} runs ssh2's constructor. */
+let constructingSession = false;
+
 /**
  * ssh2's server `Channel` class, for glidessh's `Session` to extend: a session is the ssh2
  * channel itself rather than a second stream over it, so data is buffered and copied once.
+ *
+ * ssh2's constructor registers `finish`/`prefinish` listeners that send EOF and CLOSE as soon
+ * as the writable side finishes (§1.5), which would lose the exit status; the session sends
+ * EOF, exit status and CLOSE itself. They are not registered at all here: removing them
+ * afterwards `delete`s keys of the stream's events object, which turns it into a slow
+ * dictionary of about 400 bytes per session. See also {@link prepareSessionChannel}.
  */
-export const ChannelBase: new (client: object, info: object, opts: { server: boolean }) => Duplex = Channel;
+export class SessionChannelBase extends (Channel as new (client: object, info: object, opts: { server: boolean }) => Duplex) {
+  constructor(client: object, info: object) {
+    constructingSession = true;
+    try {
+      super(client, info, { server: true });
+    } finally {
+      constructingSession = false;
+    }
+  }
+
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    if (constructingSession && (event === 'finish' || event === 'prefinish')) return this;
+    return super.on(event, listener);
+  }
+}
 
 /** Builds the channel object for an accepted open; the default is a plain ssh2 Channel. */
 export type ChannelFactory = (client: object, info: object) => Duplex;
@@ -501,14 +524,11 @@ export function sendExitSignal(
 }
 
 /**
- * Makes a freshly built ssh2 Channel behave as a session needs (§1.5): ssh2 sends CLOSE right
- * after EOF when a server channel's writable side finishes, which loses the exit status, and
- * a stream's auto-destroy calls ssh2's `destroy()` (EOF + CLOSE) once both sides ended. The
- * session sends EOF, exit status and CLOSE itself.
+ * Makes a freshly built {@link SessionChannelBase} behave as a session needs (§1.5): a stream's
+ * auto-destroy calls ssh2's `destroy()` (EOF + CLOSE) once both sides ended, which would lose
+ * the exit status. The session sends EOF, exit status and CLOSE itself.
  */
 export function prepareSessionChannel(channel: Duplex): void {
-  channel.removeAllListeners('finish');
-  channel.removeAllListeners('prefinish');
   const state = channel as unknown as {
     _readableState: { autoDestroy: boolean };
     _writableState: { autoDestroy: boolean };
