@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { crlfKernel, KERNEL_MAX_INPUT, KERNEL_MAX_PREFIX } from './internal/crlf-wasm.js';
+import { crlfKernel, KERNEL_MAX_INPUT, KERNEL_MAX_PREFIX, type CrlfKernel } from './internal/crlf-wasm.js';
 
 /**
  * Terminal-mode names by opcode: every opcode RFC 4254 §8 defines (`VINTR` = 1 …
@@ -235,6 +235,16 @@ export class CrlfEncoder {
       return out.length === length ? chunk : out;
     }
     return this.encodeJs(chunk);
+  }
+
+  /**
+   * @internal Converts `chunk` (at most {@link KERNEL_MAX_INPUT} bytes) into the kernel's
+   * memory at `KERNEL_OUT` and returns the output's length (see `CrlfKernel.convertRaw`).
+   */
+  convertRaw(kernel: CrlfKernel, chunk: Buffer): number {
+    const n = kernel.convertRaw(chunk, this.afterCr ? CR : 0);
+    if (chunk.length > 0) this.afterCr = chunk[chunk.length - 1] === CR;
+    return n;
   }
 
   /** The conversion without the kernel. */

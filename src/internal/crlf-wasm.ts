@@ -10,7 +10,7 @@ import { CRLF_WASM } from './crlf-wasm-binary.js';
 
 /** Where crlf.wat reads its input (the byte before it is at `IN - 1`) and writes its output. */
 const IN = 16;
-const OUT = 131072;
+const OUT = 131072; // KERNEL_OUT
 /** The largest input one call converts. */
 export const KERNEL_MAX_INPUT = 65536;
 /** The largest prefix one call puts before its output (the room between input and output). */
@@ -24,9 +24,19 @@ export interface CrlfKernel {
    * with `prefix` (at most {@link KERNEL_MAX_PREFIX} bytes, copied as is) when one is given.
    */
   convert(chunk: Uint8Array, prev: number, prefix?: Uint8Array): Buffer;
+  /**
+   * Like `convert` without making a view: the output is `bytes[KERNEL_OUT, KERNEL_OUT + n)`
+   * for the returned `n`; a caller may put a prefix right before `KERNEL_OUT`.
+   */
+  convertRaw(chunk: Uint8Array, prev: number): number;
+  /** The kernel's memory as one Buffer. */
+  readonly bytes: Buffer;
   /** The kernel's memory, to tell its views from other buffers. */
   readonly memory: ArrayBuffer;
 }
+
+/** Where {@link CrlfKernel.convertRaw} puts its output in `bytes`. */
+export const KERNEL_OUT = 131072;
 
 interface Exports {
   crlf(len: number): number;
@@ -49,12 +59,17 @@ export function crlfKernel(): CrlfKernel | null {
     // One Buffer over the whole memory; results are subarrays of it (constructing a Buffer on
     // a WebAssembly memory each time costs more than the conversion itself).
     const bytes = Buffer.from(memory.buffer);
+    const convertRaw = (chunk: Uint8Array, prev: number): number => {
+      bytes[IN - 1] = prev;
+      bytes.set(chunk, IN);
+      return crlf(chunk.length);
+    };
     kernel = {
       memory: memory.buffer,
+      bytes,
+      convertRaw,
       convert(chunk, prev, prefix) {
-        bytes[IN - 1] = prev;
-        bytes.set(chunk, IN);
-        const n = crlf(chunk.length);
+        const n = convertRaw(chunk, prev);
         if (!prefix?.length) return bytes.subarray(OUT, OUT + n);
         bytes.set(prefix, OUT - prefix.length);
         return bytes.subarray(OUT - prefix.length, OUT + n);

@@ -13,7 +13,7 @@
  * @module
  */
 import { CrlfEncoder } from '../pty.js';
-import { crlfKernel } from './crlf-wasm.js';
+import { crlfKernel, KERNEL_MAX_INPUT, KERNEL_MAX_PREFIX, KERNEL_OUT } from './crlf-wasm.js';
 import { afterTransportDrain, channelWritable, ownPendingChunks, writeChannelData, type Ssh2Channel, type Ssh2Connection } from './ssh2-compat.js';
 
 export class PtyOutput {
@@ -40,16 +40,30 @@ export class PtyOutput {
     }
     const prefix = this.tail;
     this.tail = undefined;
-    let out = this.encoder.encodeTransient(chunk, prefix);
     const packet = this.channel.outgoing.packetSize;
-    const rest = out.length > packet ? out.length % packet : 0;
+    const kernel = crlfKernel();
+    if (kernel && chunk.length <= KERNEL_MAX_INPUT && (prefix?.length ?? 0) <= KERNEL_MAX_PREFIX) {
+      // The fast path: convert into the kernel's memory, put the held-back rest in front of
+      // it, keep the new rest, and hand ssh2 one view of the whole packets.
+      let start = KERNEL_OUT;
+      if (prefix) start -= prefix.copy(kernel.bytes, KERNEL_OUT - prefix.length);
+      let end = KERNEL_OUT + this.encoder.convertRaw(kernel, chunk);
+      end -= this.holdBack(kernel.bytes, start, end, packet);
+      return this.send(kernel.bytes.subarray(start, end), cb);
+    }
+    const out = this.encoder.encodeTransient(chunk, prefix);
+    this.send(out.subarray(0, out.length - this.holdBack(out, 0, out.length, packet)), cb);
+  }
+
+  /** Keeps the partial last packet of `buf[start, end)` (if longer than a packet) as the tail; returns its length. */
+  private holdBack(buf: Buffer, start: number, end: number, packet: number): number {
+    const rest = end - start > packet ? (end - start) % packet : 0;
     if (rest > 0) {
       this.tail = Buffer.allocUnsafe(rest);
-      out.copy(this.tail, 0, out.length - rest);
-      out = out.subarray(0, out.length - rest);
+      buf.copy(this.tail, 0, end - rest, end);
       this.scheduleFlush();
     }
-    this.send(out, cb);
+    return rest;
   }
 
   /** Sends what is held back now (before EOF, before stderr output); `cb` runs once ssh2 took it. */
