@@ -26,6 +26,7 @@ import {
   sshClientVersion,
   sshdUnavailable,
   startSshd,
+  liveTreeCpuMs,
   treeCpuMs,
   treeMemory,
   type Cipher,
@@ -612,11 +613,13 @@ async function throughputPhase(targets: Target[], cfg: Config, deadline: Deadlin
             if (failed.has(t.key) || deadline.passed) continue;
             const s = series(t, c);
             const good = await guarded(t, `${dirn} ${c}`, async () => {
-              // Server CPU per MiB (Node servers; sshd's per-connection process is still running).
-              const cpu0 = t.key === 'sshd' ? null : await cpuMs(t);
+              // Server CPU per MiB (sshd: the listener and its live children, the master connection's among them).
+              const serverCpu = async (): Promise<number | null> =>
+                t.key === 'sshd' ? (t.sshdPid ? liveTreeCpuMs(t.sshdPid) : null) : ((await cpuMs(t))?.total ?? null);
+              const cpu0 = await serverCpu();
               const cpuDone = async (list: number[]): Promise<void> => {
-                const cpu1 = cpu0 ? await cpuMs(t) : null;
-                if (cpu0 && cpu1) list.push((cpu1.total - cpu0.total) / (bytes / MiB));
+                const cpu1 = cpu0 !== null ? await serverCpu() : null;
+                if (cpu0 !== null && cpu1 !== null) list.push((cpu1 - cpu0) / (bytes / MiB));
               };
               if (dirn === 'up') {
                 const inFd = openSync(input, 'r');

@@ -272,6 +272,20 @@ export function treeCpuMs(pid: number): number | null {
   return Number.isFinite(ticks) ? (ticks * 1000) / CLK_TCK : null;
 }
 
+/**
+ * CPU ms of `pid` and its live descendants (utime+stime each), plus what reaped children used:
+ * readable while a connection's sshd process still runs (a transfer over a master connection).
+ */
+export function liveTreeCpuMs(pid: number): number | null {
+  let ticks = 0;
+  for (const p of descendants(pid)) {
+    const f = statFields(p);
+    if (!f) continue;
+    ticks += Number(f[11]) + Number(f[12]) + (p === pid ? Number(f[13]) + Number(f[14]) : 0);
+  }
+  return Number.isFinite(ticks) ? (ticks * 1000) / CLK_TCK : null;
+}
+
 /** `pid` and every live descendant. */
 function descendants(pid: number): number[] {
   const childrenOf = new Map<number, number[]>();
