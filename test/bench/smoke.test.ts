@@ -33,6 +33,8 @@ const METRICS = [
   'stream_MBps',
   'pty_stream_MBps',
   'pty_ratio',
+  'stream_cpu_ms_per_MiB',
+  'pty_stream_cpu_ms_per_MiB',
 ];
 /**
  * An RSS delta is page-granular and the process may reuse pages it already has: for the 50
