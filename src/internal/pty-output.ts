@@ -18,13 +18,20 @@ import { afterTransportDrain, channelWritable, ownPendingChunks, writeChannelDat
 
 export class PtyOutput {
   private readonly encoder = new CrlfEncoder();
-  /** Converted output held back (less than one packet), owned. */
-  private tail: Buffer | undefined;
+  /**
+   * Converted output held back (less than one packet): `tailLen` bytes of `tailBuf`, one
+   * buffer reused for a whole burst of writes (a new one per write would be an allocation
+   * outside the heap each time, and those make V8 collect garbage more often).
+   */
+  private tailBuf: Buffer | undefined;
+  private tailLen = 0;
   /** A write or a tail flush is in ssh2, waiting for window space or a drained transport. */
   private busy = false;
   /** Work that waits until `busy` ends (at most one write, plus flush requests). */
   private waiting: Array<() => void> = [];
   private flushScheduled = false;
+  /** A scheduled flush found ssh2 busy: schedule it again once the write went out. */
+  private retryFlush = false;
 
   constructor(
     private readonly channel: Ssh2Channel,
@@ -38,8 +45,8 @@ export class PtyOutput {
       this.waiting.push(() => this.write(chunk, cb));
       return;
     }
-    const prefix = this.tail;
-    this.tail = undefined;
+    const prefix = this.tailLen > 0 ? this.tailBuf!.subarray(0, this.tailLen) : undefined;
+    this.tailLen = 0;
     const packet = this.channel.outgoing.packetSize;
     const kernel = crlfKernel();
     if (kernel && chunk.length <= KERNEL_MAX_INPUT && (prefix?.length ?? 0) <= KERNEL_MAX_PREFIX) {
@@ -51,7 +58,7 @@ export class PtyOutput {
       end -= this.holdBack(kernel.bytes, start, end, packet);
       return this.send(kernel.bytes.subarray(start, end), cb);
     }
-    const out = this.encoder.encodeTransient(chunk, prefix);
+    const out = this.encoder.encodeTransient(chunk, prefix); // a prefix is copied into `out`
     this.send(out.subarray(0, out.length - this.holdBack(out, 0, out.length, packet)), cb);
   }
 
@@ -59,8 +66,8 @@ export class PtyOutput {
   private holdBack(buf: Buffer, start: number, end: number, packet: number): number {
     const rest = end - start > packet ? (end - start) % packet : 0;
     if (rest > 0) {
-      this.tail = Buffer.allocUnsafe(rest);
-      buf.copy(this.tail, 0, end - rest, end);
+      if (!this.tailBuf || this.tailBuf.length < rest) this.tailBuf = Buffer.allocUnsafeSlow(Math.max(rest, Math.min(packet, KERNEL_MAX_PREFIX)));
+      this.tailLen = buf.copy(this.tailBuf, 0, end - rest, end);
       this.scheduleFlush();
     }
     return rest;
@@ -72,15 +79,16 @@ export class PtyOutput {
       this.waiting.push(() => this.flush(cb));
       return;
     }
-    const tail = this.tail;
-    this.tail = undefined;
+    const tail = this.tailLen > 0 ? this.tailBuf!.subarray(0, this.tailLen) : undefined;
+    this.tailLen = 0;
     if (!tail || !channelWritable(this.channel)) return cb();
     this.send(tail, cb);
+    this.tailBuf = undefined; // the burst is over: ssh2 copied the tail (or ownPendingChunks did)
   }
 
   /** Whether output is held back. */
   get holding(): boolean {
-    return this.tail !== undefined;
+    return this.tailLen > 0;
   }
 
   /** Hands `data` to ssh2's window-aware writer; while ssh2 holds any of it, later work waits. */
@@ -97,21 +105,37 @@ export class PtyOutput {
       }),
     );
     sync = false;
-    const scratch = crlfKernel()?.memory;
-    if (this.busy && scratch) ownPendingChunks(this.channel, scratch);
+    if (this.busy) {
+      // ssh2 keeps what did not fit the window as a view: copy it if it is memory we reuse.
+      const scratch = crlfKernel()?.memory;
+      if (scratch) ownPendingChunks(this.channel, scratch);
+      if (this.tailBuf) ownPendingChunks(this.channel, this.tailBuf.buffer);
+    }
     if (!this.busy) this.runWaiting();
   }
 
   private runWaiting(): void {
     while (!this.busy && this.waiting.length > 0) this.waiting.shift()!();
+    if (this.retryFlush && !this.busy) {
+      this.retryFlush = false;
+      this.scheduleFlush();
+    }
   }
 
+  /**
+   * Sends the rest on the loop's next turn unless a write took it first. While ssh2 still
+   * holds a write, it tries again a turn after that write went out: a writer waiting for
+   * 'drain' writes again in between, and the rest goes in front of its output, so that the
+   * packets stay whole (a short packet would also leave the client's window off by its size,
+   * and every window would end in a split packet).
+   */
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      this.flush();
+      if (this.busy) this.retryFlush = true;
+      else this.flush();
     });
   }
 }
