@@ -2,7 +2,7 @@
  * OpenSSH on both ends: the `ssh` client used for throughput, and — when installed — an
  * `sshd` with its own config on a high loopback port as a third column.
  */
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnTracked, runCommand } from './procs.js';
 import { nowMs, sleep } from './util.js';
@@ -177,6 +177,7 @@ export async function startSshd(opts: {
   const script = join(dir, 'sshd-commands.sh');
   writeFileSync(script, commandScript());
   chmodSync(script, 0o755);
+  mkdirSync(join(dir, 'sshd-home'), { recursive: true });
   const authorized = join(dir, 'authorized_keys');
   writeFileSync(authorized, `${opts.authorizedKey.trim()}\n`, { mode: 0o600 });
   const config = join(dir, 'sshd_config');
@@ -196,6 +197,10 @@ export async function startSshd(opts: {
       'KbdInteractiveAuthentication no',
       root ? 'PermitRootLogin prohibit-password' : '',
       `ForceCommand ${script}`,
+      // sshd runs the command through the user's login shell, and bash sources ~/.bashrc when
+      // started by sshd: a heavy one (pyenv init, say) made each session cost 100-300 ms and
+      // 500 idle sessions took minutes. An empty home for the sessions keeps the rc files out.
+      `SetEnv HOME=${join(dir, 'sshd-home')}`,
       'PermitTTY yes',
       'PermitUserRC no',
       'PrintMotd no',
