@@ -7,10 +7,8 @@
  * @module
  */
 import type { Handler, Middleware } from './hooks.js';
-import { ByteReader } from './sftp/byte-reader.js';
-import { openContext, resolveScpOptions } from './sftp/handler.js';
+import { loadServe, resolveScpOptions } from './sftp/handler.js';
 import type { FileServerOptions } from './sftp/options.js';
-import { Remote, Scp } from './sftp/scp-protocol.js';
 
 /**
  * Options of {@link scpHandler}: the same as the SFTP server's, so one object serves both.
@@ -90,21 +88,7 @@ export function scpHandler(options: ScpOptions, fallback?: Handler): Handler {
       await session.exit(1);
       return;
     }
-    const ctx = await openContext(session, opts);
-    if (!ctx) return;
-    const input = new ByteReader(session);
-    const scp = new Scp(ctx, input, cmd);
-    try {
-      if (cmd.mode === 'sink') await scp.sink();
-      else await scp.source();
-    } catch (err) {
-      if (!(err instanceof Remote)) throw err;
-      scp.errors++;
-    } finally {
-      input.close();
-      await ctx.jail.close();
-    }
-    if (!session.signal.aborted) await session.exit(scp.errors > 0 ? 1 : 0).catch(() => undefined);
+    await (await loadServe()).serveScp(session, opts, cmd);
   };
 }
 

@@ -3,41 +3,14 @@
  *
  * @module
  */
-import { HookError } from '../errors.js';
 import type { SubsystemHandler } from '../hooks.js';
-import type { Session } from '../session.js';
-import { localOwnerNames, NUMERIC_OWNERS } from './attrs.js';
-import { SftpEngine } from './engine.js';
-import { Jail, PINNED_AVAILABLE } from './jail.js';
-import { report, type OpContext } from './ops.js';
 import { resolveFileServerOptions, resolveSftpOptions, type FileServerOptions, type ResolvedFileServerOptions, type SftpOptions } from './options.js';
 
-/**
- * Opens the session's root and builds what operations need; on failure reports the error,
- * exits the session with status 1 and returns undefined.
- * @internal
- */
-export async function openContext(session: Session, opts: ResolvedFileServerOptions): Promise<OpContext | undefined> {
-  let root: string;
-  try {
-    root = await opts.root(session);
-    if (typeof root !== 'string' || root === '') throw new TypeError('root must return a non-empty path');
-  } catch (err) {
-    report(session, new HookError('root', err));
-    await session.exit(1).catch(() => undefined);
-    return undefined;
-  }
-  let jail: Jail;
-  try {
-    jail = await Jail.open(opts.fs, root, opts.local && PINNED_AVAILABLE);
-  } catch (err) {
-    report(session, err);
-    await session.exit(1).catch(() => undefined);
-    return undefined;
-  }
-  const owners = opts.local ? await localOwnerNames() : NUMERIC_OWNERS;
-  return { session, jail, options: opts, owners };
+/** The session-serving part (engine, confinement, SCP), loaded on the first session. @internal */
+export function loadServe(): Promise<typeof import('./serve.js')> {
+  return (serveModule ??= import('./serve.js'));
 }
+let serveModule: Promise<typeof import('./serve.js')> | undefined;
 
 /**
  * An SFTP (version 3) server for a directory, to register as the `sftp` subsystem: OpenSSH
@@ -70,16 +43,7 @@ export async function openContext(session: Session, opts: ResolvedFileServerOpti
  */
 export function sftpHandler(options: SftpOptions): SubsystemHandler {
   const opts = resolveSftpOptions(options);
-  return async (session) => {
-    const ctx = await openContext(session, opts);
-    if (!ctx) return;
-    try {
-      const code = await new SftpEngine(ctx, opts.maxReadLength).run();
-      if (code !== 0 && !session.signal.aborted) await session.exit(code).catch(() => undefined);
-    } finally {
-      await ctx.jail.close();
-    }
-  };
+  return async (session) => (await loadServe()).serveSftp(session, opts);
 }
 
 /** Checks {@link FileServerOptions} for SCP (no SFTP-only keys). @internal */

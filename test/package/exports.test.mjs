@@ -47,3 +47,22 @@ test('the CommonJS build serves an exec over loopback', async () => {
     await server.close();
   }
 });
+
+test('loading the package leaves the SFTP/SCP engine out until a file session starts; the CommonJS build loads it then', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const script = `
+    const g = require('glidessh');
+    const loaded = () => Object.keys(require.cache).filter((k) => /dist[\\\\/]cjs[\\\\/]sftp[\\\\/](serve|engine|jail|ops)\\.js$/.test(k)).length;
+    const before = loaded();
+    g.sftpHandler({ root: '.' });
+    g.scpHandler({ root: '.' });
+    const afterFactories = loaded();
+    require('./dist/cjs/sftp/handler.js').loadServe().then(() => {
+      console.log(JSON.stringify({ before, afterFactories, afterFirstSession: loaded() }));
+    });
+  `;
+  const r = spawnSync(process.execPath, ['-e', script], { cwd: new URL('../..', import.meta.url), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const counts = JSON.parse(r.stdout);
+  assert.deepEqual(counts, { before: 0, afterFactories: 0, afterFirstSession: 4 });
+});
