@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { performance } from 'node:perf_hooks';
 import { createHmac, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Context } from './context.js';

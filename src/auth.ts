@@ -10,6 +10,7 @@
  * @internal
  * @module
  */
+import { performance } from 'node:perf_hooks';
 import { newPermissions } from './context.js';
 import { AuthTriesExceededError } from './errors.js';
 import { parsePublicKey, verifySignature, type PublicKey } from './keys.js';

@@ -79,7 +79,7 @@ export class ConnectionContext implements Context {
   publicKey: PublicKey | undefined = undefined;
   readonly aborter = new LazySignal();
   readonly server: Server;
-  private readonly values = new Map<unknown, unknown>();
+  private values: Map<unknown, unknown> | undefined;
 
   constructor(
     server: Server,
@@ -97,10 +97,10 @@ export class ConnectionContext implements Context {
   }
 
   get<T = unknown>(key: unknown): T | undefined {
-    return this.values.get(key) as T | undefined;
+    return this.values?.get(key) as T | undefined;
   }
 
   set(key: unknown, value: unknown): void {
-    this.values.set(key, value);
+    (this.values ??= new Map()).set(key, value);
   }
 }
