@@ -96,6 +96,8 @@ export class Session extends SessionChannelBase {
   /** The last request in line (none once it was answered). */
   private queue: Promise<void> | undefined;
   private queued = 0;
+  /** The handler of an accepted shell/exec/subsystem, until its reply went out. */
+  private starting: Handler | undefined;
   /** State most sessions never need, made on first use (it keeps an idle session small). */
   private more: SessionExtras | undefined;
 
@@ -434,6 +436,12 @@ export class Session extends SessionChannelBase {
         if (!now) this.queued--;
         if (wantReply && !this.channelClosed) replyChannelRequest(this.rt.conn, this.channel, ok);
         if (this.queue === next) this.queue = undefined;
+        // A shell, exec or subsystem was accepted: its handler starts right after the reply.
+        const run = this.starting;
+        if (run) {
+          this.starting = undefined;
+          this.runHandler(run);
+        }
       }
     });
     this.queue = next;
@@ -539,8 +547,7 @@ export class Session extends SessionChannelBase {
     }
     if (this.started || this.channelClosed) return false;
     this.started = true;
-    // Reply first (the caller does), then run the handler.
-    setImmediate(() => this.runHandler(run!));
+    this.starting = run; // run by onRequest once the reply is out
     return true;
   }
 
