@@ -2,7 +2,7 @@
  * glidessh benchmark: glidessh against a raw-ssh2 baseline (and OpenSSH's sshd when
  * installed), all on loopback, in one run. See bench/README.md.
  *
- *   npm run bench                 full run (1–2 minutes on 2 cores)
+ *   npm run bench                 full run (about 5 minutes on 2 cores with sshd)
  *   npm run bench -- --quick      under a minute
  *   npm run bench -- --smoke      a few seconds, tiny sizes (used by test/bench/smoke.test.ts)
  *   … --json <path>               where to write the JSON (default bench/results/latest*.json)
