@@ -19,6 +19,8 @@ const { MAX_WINDOW } = channelModule;
 
 /** Every test is bounded: a missing feature must fail, not hang. */
 const T = { timeout: 10_000 };
+/** The pty that pty tests ask for. */
+const pty = (): ssh2.PseudoTtyOptions => ({ term: 'xterm', cols: 80, rows: 24 });
 
 interface Setup {
   srv: TestServer;
@@ -491,8 +493,7 @@ describe('session pty', () => {
         await s.exit(0);
       },
     });
-    const pty = { term: 'xterm', cols: 80, rows: 24 };
-    const [a, b] = await Promise.all([exec(client, 'a', { pty }), exec(client, 'b', { pty })]);
+    const [a, b] = await Promise.all([exec(client, 'a', { pty: pty() }), exec(client, 'b', { pty: pty() })]);
     for (const [r, tag] of [[a, 'a'], [b, 'b']] as const) {
       assert.equal(r.code, 0);
       const crlf = (buf: Buffer): string => buf.toString().replaceAll('\n', '\r\n');
@@ -512,10 +513,10 @@ describe('session pty', () => {
       },
     });
     const sizes: number[] = [];
+    // Listeners go on in exec's callback: ssh2 may deliver the first data in the same read.
     const ch = await new Promise<ssh2.ClientChannel>((res, rej) =>
-      client.exec('x', { pty: { term: 'xterm', cols: 80, rows: 24 } }, (err, c) => (err ? rej(err) : res(c))),
+      client.exec('x', { pty: pty() }, (err, c) => (err ? rej(err) : res(c.on('data', (d: Buffer) => sizes.push(d.length))))),
     );
-    ch.on('data', (d: Buffer) => sizes.push(d.length));
     await once(ch, 'close');
     assert.equal(sizes.reduce((a, b) => a + b, 0), 8 * 1024 * 81);
     // 663 552 bytes: 20 full 32 KiB packets and one of 8 192; without the hold-back each
@@ -539,14 +540,17 @@ describe('session pty', () => {
     const events: string[] = [];
     let stdout = 0;
     const ch = await new Promise<ssh2.ClientChannel>((res, rej) =>
-      client.exec('x', { pty: { term: 'xterm', cols: 80, rows: 24 } }, (err, c) => (err ? rej(err) : res(c))),
+      client.exec('x', { pty: pty() }, (err, c) => {
+        if (err) return rej(err);
+        c.on('data', (d: Buffer) => {
+          stdout += d.length;
+          events.push(`out:${stdout}`);
+          if (stdout === 50_500) gotAll.resolve();
+        });
+        c.stderr.on('data', (d: Buffer) => events.push(`err:${d.toString()}`));
+        res(c);
+      }),
     );
-    ch.on('data', (d: Buffer) => {
-      stdout += d.length;
-      events.push(`out:${stdout}`);
-      if (stdout === 50_500) gotAll.resolve();
-    });
-    ch.stderr.on('data', (d: Buffer) => events.push(`err:${d.toString()}`));
     await once(ch, 'close');
     assert.equal(stdout, 101_000);
     assert.equal(events.at(-1), 'err:F', `stdout's rest went out before the stderr write that followed it: ${events.join(' ')}`);
