@@ -767,7 +767,10 @@ export function openClientChannel(conn: Ssh2Connection, open: ClientChannelOpen)
  *   (ssh2's `destroy()`: EOF + CLOSE) closes the channel once both directions have ended;
  * - a channel whose connection died (see {@link connectionUsable}) fails writes with an error
  *   and sends no EOF, CLOSE or window adjust; a write after the channel closed fails instead
- *   of waiting forever (ssh2 returns without calling its callback).
+ *   of waiting forever (ssh2 returns without calling its callback);
+ * - writes wait while the transport is full ({@link afterTransportDrain}), as a session's do:
+ *   a client that grants a huge window and stops reading cannot make the server buffer what
+ *   the forward's target sends.
  */
 export function prepareForwardChannel(conn: Ssh2Connection, channel: Duplex): void {
   const ch = channel as Ssh2Channel;
@@ -791,7 +794,7 @@ export function prepareForwardChannel(conn: Ssh2Connection, channel: Duplex): vo
   ch._read = (n: number) => void (dead() || proto._read.call(ch, n));
   ch._write = (data: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void) => {
     if (dead() || ch.outgoing.state !== 'open') return cb(new Error('the channel is closed'));
-    proto._write.call(ch, data, enc, cb);
+    proto._write.call(ch, data, enc, afterTransportDrain(conn, cb));
   };
 }
 

@@ -19,6 +19,7 @@ import {
   ChannelRejectReason,
   ConnectionRefusedError,
   defaultSessionHandler,
+  directTcpipHandler,
   HookError,
   TimeoutError,
   type Context,
@@ -900,6 +901,55 @@ describe('bounded memory', () => {
         }
       },
     );
+  });
+
+  it('a forwarded connection (ssh -L) to a client that grants a 4 GiB window and stops reading costs bounded memory', { timeout: 30_000 }, async () => {
+    // The forward's target writes as fast as its socket takes it; what it got rid of is what the
+    // server read and is holding, since the client reads nothing.
+    let written = 0;
+    const sockets = new Set<net.Socket>();
+    const target = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.on('error', () => undefined);
+      const chunk = Buffer.alloc(64 * 1024, 0x62);
+      const pump = (): void => {
+        while (written < 200 * MiB && !sock.destroyed) {
+          written += chunk.length;
+          if (!sock.write(chunk)) return void sock.once('drain', pump);
+        }
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const targetPort = (target.address() as net.AddressInfo).port;
+    try {
+      const channelHandlers = { session: defaultSessionHandler, 'direct-tcpip': directTcpipHandler };
+      await withServer({ channelHandlers, localPortForwardingCallback: () => true }, async ({ port }) => {
+        const c = await connect(port);
+        c.on('error', () => undefined);
+        const base = settledMemory();
+        await new Promise<ssh2.ClientChannel>((resolve, reject) => {
+          const cb = (err: Error | undefined, channel: ssh2.ClientChannel): void => (err ? reject(err) : resolve(channel));
+          (cb as Any).type = 'direct-tcpip';
+          const id = (c as Any)._chanMgr.add(cb);
+          const open = new Wire().byte(90).str('direct-tcpip').u32(id).u32(0xffffffff).u32(32768);
+          sendRaw(c, open.str('127.0.0.1').u32(targetPort).str('127.0.0.1').u32(40000).buf());
+        });
+        ((c as Any)._sock as net.Socket).pause();
+        let last = -1;
+        for (let k = 0; k < 50 && written !== last; k++) {
+          last = written;
+          await delay(100);
+        }
+        assert.ok(written < 16 * MiB, `the target's writes wait (${(written / MiB).toFixed(1)} MiB accepted of 200)`);
+        const growth = settledMemory() - base;
+        assert.ok(growth < 16 * MiB, `memory grew by ${(growth / MiB).toFixed(1)} MiB`);
+        c.destroy();
+      });
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      target.close();
+    }
   });
 
   it('stdin the handler does not read stops at the window, also from a client that ignores the window', async () => {
