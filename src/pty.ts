@@ -9,6 +9,8 @@
  * @module
  */
 import { crlfKernel, KERNEL_MAX_INPUT, KERNEL_MAX_PREFIX, type CrlfKernel } from './internal/crlf-wasm.js';
+import type { WireReader } from './internal/wire.js';
+import type { Pty, Window } from './types.js';
 
 /**
  * Terminal-mode names by opcode: every opcode RFC 4254 §8 defines (`VINTR` = 1 …
@@ -164,6 +166,25 @@ export function encodeTerminalModes(modes: Record<string, number>): Buffer {
   }
   out[pos] = TTY_OP_END;
   return out;
+}
+
+/** @internal Reads the window of a `window-change` request (RFC 4254 §6.7); undefined when truncated. */
+export function readWindow(r: WireReader): Window | undefined {
+  const width = r.uint32();
+  const height = r.uint32();
+  const widthPixels = r.uint32();
+  const heightPixels = r.uint32();
+  if (heightPixels === undefined) return undefined;
+  return { width: width!, height: height!, widthPixels: widthPixels!, heightPixels };
+}
+
+/** @internal Reads a `pty-req` (RFC 4254 §6.2) with its terminal modes; undefined when truncated. */
+export function readPtyRequest(r: WireReader): Pty | undefined {
+  const term = r.string();
+  const window = readWindow(r);
+  const modes = r.bytes();
+  if (modes === undefined || !window) return undefined;
+  return { term: term!, window, modes: parseTerminalModes(modes) };
 }
 
 const CR = 0x0d;

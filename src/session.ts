@@ -10,7 +10,7 @@ import { copyPermissions, type Context } from './context.js';
 import { ChannelClosedError, SessionExitedError } from './errors.js';
 import type { Handler } from './hooks.js';
 import type { PublicKey } from './keys.js';
-import { CrlfEncoder, parseTerminalModes } from './pty.js';
+import { CrlfEncoder, readPtyRequest, readWindow } from './pty.js';
 import type { Permissions, Pty, Signal, Window } from './types.js';
 import {
   afterTransportDrain,
@@ -32,14 +32,13 @@ import { WireReader } from './internal/wire.js';
 import { readChunks } from './internal/chunks.js';
 import { crlfKernel } from './internal/crlf-wasm.js';
 import { PtyOutput } from './internal/pty-output.js';
+import { windowChangeIterator } from './internal/window-changes.js';
 import { LazySignal } from './internal/lazy-signal.js';
 import { applySessionRestrictions, isPermitted } from './restrictions.js';
 import { agentForwardingAllowed } from './agent.js';
 
 /** Signals kept for a `'signal'` listener that is not attached yet. */
 const SIGNAL_BUFFER = 128;
-/** Window changes kept per `windowChanges()` iterator that is not read. */
-const WINDOW_BUFFER = 64;
 /** Requests waiting for an earlier one's (async) answer before the channel is closed. */
 const MAX_QUEUED_REQUESTS = 1024;
 /** Bounds on what `env` requests may store. */
@@ -274,43 +273,16 @@ export class Session extends SessionChannelBase {
   windowChanges(): AsyncIterable<Window> {
     const session = this;
     return {
-      [Symbol.asyncIterator](): AsyncIterator<Window> {
-        const queue: Window[] = session.pty ? [{ ...session.pty.window }] : [];
-        let done = !session.pty || session.channelClosed;
-        let wake: (() => void) | undefined;
-        const onChange = (w: Window): void => {
-          if (queue.length >= WINDOW_BUFFER) queue.shift();
-          queue.push(w);
-          wake?.();
-        };
-        const onClose = (): void => {
-          done = true;
-          wake?.();
-        };
-        const cleanup = (): void => {
-          session.off('window-change', onChange);
-          session.signal.removeEventListener('abort', onClose);
-        };
-        if (!done) {
-          session.on('window-change', onChange);
-          session.signal.addEventListener('abort', onClose, { once: true });
-        }
-        return {
-          async next(): Promise<IteratorResult<Window>> {
-            while (queue.length === 0 && !done) await new Promise<void>((r) => (wake = r));
-            wake = undefined;
-            const value = queue.shift();
-            if (value) return { value, done: false };
-            cleanup();
-            return { value: undefined, done: true };
+      [Symbol.asyncIterator]: () =>
+        windowChangeIterator({
+          initial: session.pty?.window,
+          closed: session.channelClosed,
+          get signal() {
+            return session.signal;
           },
-          async return(): Promise<IteratorResult<Window>> {
-            done = true;
-            cleanup();
-            return { value: undefined, done: true };
-          },
-        };
-      },
+          on: session.on.bind(session),
+          off: session.off.bind(session),
+        }),
     };
   }
 
@@ -464,12 +436,8 @@ export class Session extends SessionChannelBase {
       case 'pty-req':
         return this.onPtyRequest(r);
       case 'window-change': {
-        const width = r.uint32();
-        const height = r.uint32();
-        const widthPixels = r.uint32();
-        const heightPixels = r.uint32();
-        if (heightPixels === undefined || !this.pty || width === 0 || height === 0) return false;
-        const w: Window = { width: width!, height: height!, widthPixels: widthPixels!, heightPixels };
+        const w = readWindow(r);
+        if (!w || !this.pty || w.width === 0 || w.height === 0) return false;
         this.pty.window = w;
         this.emit('window-change', { ...w });
         return true;
@@ -506,19 +474,9 @@ export class Session extends SessionChannelBase {
   }
 
   private async onPtyRequest(r: WireReader): Promise<boolean> {
-    const term = r.string();
-    const width = r.uint32();
-    const height = r.uint32();
-    const widthPixels = r.uint32();
-    const heightPixels = r.uint32();
-    const modes = r.bytes();
-    if (modes === undefined || this.started || this.pty) return false;
+    const pty = readPtyRequest(r);
+    if (!pty || this.started || this.pty) return false;
     if (!isPermitted(this.context, 'pty')) return false; // no-pty, restrict, certificate without permit-pty
-    const pty: Pty = {
-      term: term!,
-      window: { width: width!, height: height!, widthPixels: widthPixels!, heightPixels: heightPixels! },
-      modes: parseTerminalModes(modes),
-    };
     const cb = this.rt.options.ptyCallback;
     if (cb && !(await callHook(this.rt, 'ptyCallback', cb, [this.context, pty], false, hookTimeout(this.rt)))) return false;
     if (this.started || this.channelClosed) return false;
