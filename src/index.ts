@@ -56,8 +56,10 @@ export type {
   Signal,
   Window,
 } from './types.js';
-export { generateHostKey, keysEqual, parseAuthorizedKey, parseAuthorizedKeys, parsePublicKey } from './keys.js';
-export type { AuthorizedKey, HostKey, PublicKey } from './keys.js';
+export { keysEqual, parseAuthorizedKey, parseAuthorizedKeys, parsePublicKey } from './keys.js';
+export type { AuthorizedKey, PublicKey } from './keys.js';
+export { generateHostKey } from './host-keys.js';
+export type { HostKey } from './host-keys.js';
 export { authorizedKeysHandler, parseKeyOptions } from './authorized-keys.js';
 export type { AuthorizedKeysHandler, AuthorizedKeysOptions, KeyOptions } from './authorized-keys.js';
 export { certificateHandler } from './cert-handler.js';

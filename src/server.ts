@@ -11,7 +11,7 @@ import { Connection, type ServerInternals } from './connection.js';
 import type { ConnectionContext, Context } from './context.js';
 import { ConnectionRefusedError, HookError, InvalidOptionError, ServerClosedError } from './errors.js';
 import type { Handler, Middleware, ServerConfig } from './hooks.js';
-import { generateHostKey, loadHostKey, type HostKey } from './keys.js';
+import { generateHostKey, loadHostKey, type HostKey } from './host-keys.js';
 import { compose } from './middleware.js';
 import { DEFAULTS, parseAddr, validateOptions, type ServerOptions } from './options.js';
 import { Admission, parseMaxStartups } from './limits.js';

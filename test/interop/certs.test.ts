@@ -22,7 +22,7 @@ import {
   type AuthFailure,
   type PublicKeyHandler,
 } from '../../src/index.js';
-import { generateHostKey } from '../../src/keys.js';
+import { generateHostKey } from '../../src/host-keys.js';
 import { run, SSH_ARGS, startServer, type ProcResult, type TestServer } from '../helpers/harness.js';
 import { KeyLab, type LabCert } from '../helpers/certs.js';
 

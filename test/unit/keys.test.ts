@@ -7,10 +7,9 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import ssh2 from 'ssh2';
 import { KeyParseError } from '../../src/errors.js';
+import { generateHostKey, loadHostKey } from '../../src/host-keys.js';
 import {
-  generateHostKey,
   keysEqual,
-  loadHostKey,
   parseAuthorizedKey,
   parseAuthorizedKeys,
   parsePublicKey,

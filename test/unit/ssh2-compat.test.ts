@@ -19,7 +19,7 @@ import handlers from 'ssh2/lib/protocol/handlers.js';
 import protoUtils from 'ssh2/lib/protocol/utils.js';
 import constants from 'ssh2/lib/protocol/constants.js';
 import channelModule from 'ssh2/lib/Channel.js';
-import { generateHostKey } from '../../src/keys.js';
+import { generateHostKey } from '../../src/host-keys.js';
 import { parseTerminalModes } from '../../src/pty.js';
 import { ownPendingChunks } from '../../src/internal/ssh2-compat.js';
 import { channelRequest, openChannel, ptyData, sendRaw, Wire } from '../helpers/raw.js';
