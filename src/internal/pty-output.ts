@@ -6,9 +6,9 @@
  * 64 KiB write no longer fits two 32 KiB packets and each write would cost a third, nearly
  * empty packet (a cipher call and a socket write: about 10 % of the throughput). A write
  * longer than a packet therefore sends whole packets and holds the partial rest back; the
- * next write in the same tick sends it in front of its own output, and otherwise it goes out
- * on the next tick. A write that fits one packet is sent at once, so interactive output is
- * never delayed.
+ * next write sends it in front of its own output, and otherwise it goes out on the next turn
+ * of the event loop (or before stderr output, or before EOF). A write that fits one packet is
+ * sent at once, so interactive output is never delayed.
  *
  * @module
  */
@@ -16,6 +16,7 @@ import { CrlfEncoder } from '../pty.js';
 import { crlfKernel, KERNEL_MAX_INPUT, KERNEL_MAX_PREFIX, KERNEL_OUT } from './crlf-wasm.js';
 import { afterTransportDrain, channelWritable, ownPendingChunks, writeChannelData, type Ssh2Channel, type Ssh2Connection } from './ssh2-compat.js';
 
+/** @internal The pty stdout writer of one session (see the module comment). */
 export class PtyOutput {
   private readonly encoder = new CrlfEncoder();
   /**
