@@ -16,6 +16,8 @@ import {
   afterTransportDrain,
   SessionChannelBase,
   channelWritable,
+  closedByClient,
+  localChannelId,
   ExtendedDataWriter,
   ownPendingChunks,
   prepareSessionChannel,
@@ -338,7 +340,7 @@ export class Session extends SessionChannelBase {
    */
   override push(chunk: any, encoding?: BufferEncoding): boolean {
     const more = super.push(chunk, encoding);
-    if (chunk === null && this.channel.incoming.state === 'closed') this.onChannelClose();
+    if (chunk === null && closedByClient(this.channel)) this.onChannelClose();
     return more;
   }
 
@@ -380,7 +382,7 @@ export class Session extends SessionChannelBase {
     this.more?.aborter?.abort(() => new ChannelClosedError());
     releasePendingWrites(this.channel);
     for (const w of this.more?.closeWaiters?.splice(0) ?? []) w();
-    this.rt.channels.delete(this.channel.incoming.id);
+    this.rt.channels.delete(localChannelId(this.channel));
   }
 
 

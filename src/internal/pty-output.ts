@@ -14,7 +14,15 @@
  */
 import { CrlfEncoder } from '../pty.js';
 import { crlfKernel, KERNEL_MAX_INPUT, KERNEL_MAX_PREFIX, KERNEL_OUT } from './crlf-wasm.js';
-import { afterTransportDrain, channelWritable, ownPendingChunks, writeChannelData, type Ssh2Channel, type Ssh2Connection } from './ssh2-compat.js';
+import {
+  afterTransportDrain,
+  channelWritable,
+  maxPacketSize,
+  ownPendingChunks,
+  writeChannelData,
+  type Ssh2Channel,
+  type Ssh2Connection,
+} from './ssh2-compat.js';
 
 /** @internal The pty stdout writer of one session (see the module comment). */
 export class PtyOutput {
@@ -48,7 +56,7 @@ export class PtyOutput {
     }
     const prefix = this.tailLen > 0 ? this.tailBuf!.subarray(0, this.tailLen) : undefined;
     this.tailLen = 0;
-    const packet = this.channel.outgoing.packetSize;
+    const packet = maxPacketSize(this.channel);
     const kernel = crlfKernel();
     if (kernel && chunk.length <= KERNEL_MAX_INPUT && (prefix?.length ?? 0) <= KERNEL_MAX_PREFIX) {
       // The fast path: convert into the kernel's memory, put the held-back rest in front of

@@ -666,6 +666,16 @@ export class ExtendedDataWriter extends Writable {
   }
 }
 
+/** Whether the client closed the channel (ssh2 marks the incoming side before it ends the stream). */
+export function closedByClient(channel: Ssh2Channel): boolean {
+  return channel.incoming.state === 'closed';
+}
+
+/** The largest data packet the client takes on this channel (its maximum packet size). */
+export function maxPacketSize(channel: Ssh2Channel): number {
+  return channel.outgoing.packetSize;
+}
+
 /** Whether our side may still send data on the channel. */
 export function channelWritable(channel: Ssh2Channel): boolean {
   return channel.outgoing.state === 'open';

@@ -3,7 +3,7 @@
  * real OpenSSH client. Importing this module also makes the test file fail on any
  * unhandledRejection or uncaughtException.
  */
-import { after } from 'node:test';
+import { after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -151,6 +151,42 @@ export function ssh(
 
 /** Resolves after `ms`. */
 export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Servers and clients a test file closes after each test, also after a test that timed out:
+ * `start` starts a server it tracks; add clients to `clients` (removed on their own close).
+ */
+export function closedAfterEach(): { start(options: ServerOptions): Promise<TestServer>; clients: Set<ssh2.Client> } {
+  const clients = new Set<ssh2.Client>();
+  const servers = new Set<TestServer>();
+  afterEach(async () => {
+    for (const c of clients) c.destroy();
+    clients.clear();
+    await Promise.all([...servers].map((ts) => ts.close()));
+    servers.clear();
+  });
+  return {
+    clients,
+    async start(options) {
+      const ts = await startServer(options);
+      servers.add(ts);
+      return ts;
+    },
+  };
+}
+
+/** Rejects if `p` has not settled within `ms`. */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Waits until `predicate()` is true, polling, or fails after `ms`. */
 export async function waitFor(predicate: () => boolean, ms = 5000, what = 'condition'): Promise<void> {

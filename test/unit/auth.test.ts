@@ -8,10 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, describe, test as nodeTest } from 'node:test';
+import { after, describe, test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import ssh2 from 'ssh2';
-import { delay, exec, startServer, waitFor, type TestServer } from '../helpers/harness.js';
+import { closedAfterEach, delay, exec, waitFor } from '../helpers/harness.js';
 import { parseAuthorizedKey, type Context, type Permissions, type PublicKey, type ServerOptions } from '../../src/index.js';
 
 type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -59,22 +59,8 @@ const test = (name: string, fn: () => Promise<void>): void => {
   nodeTest(name, { timeout: 5000 }, fn);
 };
 
-/** Clients still open when a test ends (e.g. one that got in although it must not). */
-const openClients = new Set<ssh2.Client>();
-const openServers = new Set<TestServer>();
-afterEach(async () => {
-  for (const c of openClients) c.destroy();
-  openClients.clear();
-  await Promise.all([...openServers].map((ts) => ts.close()));
-  openServers.clear();
-});
-
-/** `startServer`, closed after the test even if the test timed out. */
-async function start(options: ServerOptions): Promise<TestServer> {
-  const ts = await startServer(options);
-  openServers.add(ts);
-  return ts;
-}
+/** Clients and servers closed after each test, even one that timed out. */
+const { start, clients: openClients } = closedAfterEach();
 
 interface Login {
   ok: boolean;

@@ -5,11 +5,11 @@
 import '../helpers/harness.js';
 import { connect as netConnect, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { afterEach, describe, test as nodeTest } from 'node:test';
+import { describe, test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import ssh2 from 'ssh2';
-import { connect, exec, startServer, waitFor, type TestServer } from '../helpers/harness.js';
-import type { Context, ServerOptions, Session } from '../../src/index.js';
+import { closedAfterEach, connect, exec, waitFor } from '../helpers/harness.js';
+import type { Context, Session } from '../../src/index.js';
 
 type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -18,20 +18,8 @@ const test = (name: string, fn: () => Promise<void>): void => {
   nodeTest(name, { timeout: 5000 }, fn);
 };
 
-const openClients = new Set<ssh2.Client>();
-const openServers = new Set<TestServer>();
-afterEach(async () => {
-  for (const c of openClients) c.destroy();
-  openClients.clear();
-  await Promise.all([...openServers].map((ts) => ts.close()));
-  openServers.clear();
-});
-
-async function start(options: ServerOptions): Promise<TestServer> {
-  const ts = await startServer(options);
-  openServers.add(ts);
-  return ts;
-}
+/** Clients and servers closed after each test, even one that timed out. */
+const { start, clients: openClients } = closedAfterEach();
 
 async function client(port: number, config: ssh2.ConnectConfig = {}): Promise<ssh2.Client> {
   const c = await connect(port, config);

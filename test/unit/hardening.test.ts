@@ -26,7 +26,7 @@ import {
   type ServerOptions,
   type Session,
 } from '../../src/index.js';
-import { collect, connect, delay, exec, run, ssh, SSH_ARGS, startServer, waitFor, type TestServer } from '../helpers/harness.js';
+import { collect, connect, delay, exec, run, ssh, SSH_ARGS, startServer, waitFor, within, type TestServer } from '../helpers/harness.js';
 import { channelRequest, globalRequest, openChannel, ptyData, sendRaw, windowData, Wire } from '../helpers/raw.js';
 import { runtimeOf } from '../../src/internal/runtime.js';
 
@@ -44,18 +44,6 @@ function settledMemory(): number {
   return m.heapUsed + m.external;
 }
 
-/** Rejects if `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function withServer(options: ServerOptions, fn: (ts: TestServer) => Promise<void>): Promise<void> {
   const ts = await startServer(options);

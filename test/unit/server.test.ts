@@ -27,7 +27,7 @@ import {
   type ServerOptions,
   type Session,
 } from '../../src/index.js';
-import { connect, delay, exec, startServer, waitFor } from '../helpers/harness.js';
+import { connect, delay, exec, startServer, waitFor, within } from '../helpers/harness.js';
 
 // ------------------------------------------------------------------------------------ helpers
 
@@ -42,18 +42,6 @@ async function rawSocket(port: number): Promise<{ sock: net.Socket; closed: Prom
   return { sock, closed, received: () => text };
 }
 
-/** Rejects if `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Resolves once the client's connection has closed. */
 function clientClosed(client: ssh2.Client): Promise<void> {

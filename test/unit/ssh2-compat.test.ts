@@ -23,7 +23,7 @@ import { generateHostKey } from '../../src/host-keys.js';
 import { parseTerminalModes } from '../../src/pty.js';
 import { ownPendingChunks } from '../../src/internal/ssh2-compat.js';
 import { channelRequest, openChannel, ptyData, sendRaw, Wire } from '../helpers/raw.js';
-import { collect, connect, delay, startServer, waitFor } from '../helpers/harness.js';
+import { collect, connect, delay, startServer, waitFor, within } from '../helpers/harness.js';
 
 type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -82,17 +82,6 @@ function clientClosed(client: ssh2.Client): Promise<void> {
   return new Promise((resolve) => client.once('close', () => resolve()));
 }
 
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 const cleanups: Array<() => unknown> = [];
 after(async () => {
